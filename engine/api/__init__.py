@@ -1,0 +1,1 @@
+"""The engine's face: the Engine, its immutable data types and configuration."""

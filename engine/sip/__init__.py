@@ -1,0 +1,37 @@
+"""The pure SIP core: messages, URIs, headers, transactions, dialogs and digest.
+
+No I/O, no clock, no randomness: callers pass the time in and take bytes and events out.
+"""
+
+from .errors import EngineError, LocalProtocolError, ParseError, RemoteProtocolError
+from .fields import CSeq, NameAddr, Via, parse_cseq, parse_name_addr, parse_via, parse_vias
+from .framer import StreamFramer
+from .headers import Headers
+from .message import Limits, Message, Request, Response, parse_message
+from .uri import AbsoluteUri, SipUri, TelUri, Uri, parse_uri
+
+__all__ = [
+    "AbsoluteUri",
+    "CSeq",
+    "EngineError",
+    "Headers",
+    "Limits",
+    "LocalProtocolError",
+    "Message",
+    "NameAddr",
+    "ParseError",
+    "RemoteProtocolError",
+    "Request",
+    "Response",
+    "SipUri",
+    "StreamFramer",
+    "TelUri",
+    "Uri",
+    "Via",
+    "parse_cseq",
+    "parse_message",
+    "parse_name_addr",
+    "parse_uri",
+    "parse_via",
+    "parse_vias",
+]

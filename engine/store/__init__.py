@@ -1,0 +1,1 @@
+"""The SQLite event log (sqlite-utils): schema, migrations, batched writer, queries."""
