@@ -23,7 +23,7 @@ from .fields import (
 )
 from .grammar import is_token, parse_uint
 from .headers import KNOWN_SPELLINGS, Headers, header_key
-from .uri import Uri, parse_uri
+from .uri import SIMPLE_SIP_URI_RE, Uri, parse_uri
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,24 +39,12 @@ DEFAULT_LIMITS = Limits()
 
 _FOLD_RE = re.compile(r"[ \t]*\r\n[ \t]+")
 _REQUEST_LINE_RE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+) (\S+) (SIP/\d{1,3}\.\d{1,3})")
-_COMMON_METHODS = frozenset(
-    [
-        "INVITE",
-        "ACK",
-        "BYE",
-        "CANCEL",
-        "OPTIONS",
-        "REGISTER",
-        "PRACK",
-        "UPDATE",
-        "INFO",
-        "MESSAGE",
-        "NOTIFY",
-        "REFER",
-        "SUBSCRIBE",
-        "PUBLISH",
-    ]
-)
+#: The methods of RFC 3261 and its common extensions, in the order an Allow header lists them.
+STANDARD_METHODS = (
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "PRACK", "UPDATE", "INFO", "MESSAGE", "NOTIFY",
+    "REFER", "REGISTER", "SUBSCRIBE", "PUBLISH",
+)  # fmt: skip
+_STANDARD_METHOD_SET = frozenset(STANDARD_METHODS)
 _STATUS_LINE_RE = re.compile(r"SIP/(\d{1,3}\.\d{1,3}) (\d{3})(?: (.*))?", re.S)
 _VERSION_AT_END_RE = re.compile(r"\s*SIP/\d+\.\d+\s*$", re.I)
 
@@ -292,7 +280,7 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Res
         body_text = "" if line_end < 0 else head[line_end + 2 :]
         message.headers = _parse_header_block(body_text, limits)
         message.body = _frame_body(message.headers, rest, limits)
-        _check_routing_headers(message.headers)
+        _check_routing_headers(message)
     except ParseError as error:
         if is_response:
             error.status_hint = None
@@ -313,7 +301,7 @@ def _parse_start_line(line: str) -> Request | Response:
         response.status, response.reason, response.version = status, reason or "", "SIP/2.0"
         return response
     parts = line.split(" ")
-    if len(parts) == 3 and parts[2] == "SIP/2.0" and parts[0] in _COMMON_METHODS and parts[1]:
+    if len(parts) == 3 and parts[2] == "SIP/2.0" and parts[0] in _STANDARD_METHOD_SET and parts[1]:
         request = Request.__new__(Request)
         request.method, request.uri_text, request.version = parts
         request._uri = None
@@ -389,37 +377,35 @@ def _frame_body(headers: Headers, rest: bytes, limits: Limits) -> bytes:
     return rest[:length]
 
 
-def _check_routing_headers(headers: Headers) -> None:
-    """Check what routing needs now, so a malformed one is refused at the door.
+def _check_routing_headers(message: Request | Response) -> None:
+    """Check the Request-URI and the routing headers that are present, so that a malformed one
+    is refused at the door. Whether the mandatory ones are all there is the validator's question
+    (a UAS answers 400 to a request that lacks one).
 
     The common shapes are checked with one regular expression each and built later, on first
     use; anything else is parsed in full now (and cached), which raises ParseError if it is bad.
     """
+    if isinstance(message, Request) and SIMPLE_SIP_URI_RE.fullmatch(message.uri_text) is None:
+        message.uri  # noqa: B018 - parse in full now
+    headers = message.headers
     index = headers._lookup()
     items = headers._items
-    vias = index.get("via")
-    if not vias:
-        raise ParseError("no Via header")
-    for i in vias:
+    for i in index.get("via", ()):
         value = items[i][1]
         if SIMPLE_VIA_RE.fullmatch(value) is None or ";rport=" in value:
             headers.parsed("via", _parse_all_vias)
             break
     for key, parser in (("from", _parse_from), ("to", _parse_to)):
         positions = index.get(key)
-        if positions is None:
-            raise ParseError(f"no {key} header")
-        if NAME_ADDR_SHAPE_RE.fullmatch(items[positions[0]][1]) is None:
+        if positions is not None and NAME_ADDR_SHAPE_RE.fullmatch(items[positions[0]][1]) is None:
             headers.parsed(key, parser)
     positions = index.get("call-id")
-    if positions is None:
-        raise ParseError("no call-id header")
-    call_id = items[positions[0]][1]
-    if not call_id or " " in call_id or "\t" in call_id:
-        raise ParseError("malformed Call-ID")
+    if positions is not None:
+        call_id = items[positions[0]][1]
+        if not call_id or " " in call_id or "\t" in call_id:
+            raise ParseError("malformed Call-ID")
     positions = index.get("cseq")
-    if positions is None:
-        raise ParseError("no cseq header")
-    m = SIMPLE_CSEQ_RE.fullmatch(items[positions[0]][1])
-    if m is None or int(m.group(1)) > MAX_CSEQ:
-        headers.parsed("cseq", _parse_cseq_header)
+    if positions is not None:
+        m = SIMPLE_CSEQ_RE.fullmatch(items[positions[0]][1])
+        if m is None or int(m.group(1)) > MAX_CSEQ:
+            headers.parsed("cseq", _parse_cseq_header)

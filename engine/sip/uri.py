@@ -19,7 +19,7 @@ _HOSTNAME_RE = re.compile(HOSTNAME)
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 _TEL_NUMBER_RE = re.compile(r"\+?[0-9A-Fa-f*#.\-()pPwW]+")
 _OPAQUE_RE = re.compile(r"[^\s<>\"]+")
-_SIMPLE_SIP_RE = re.compile(SIMPLE_SIP_URI)
+SIMPLE_SIP_URI_RE = re.compile(SIMPLE_SIP_URI)
 
 
 def parse_host(text: str, what: str) -> str:
@@ -146,7 +146,7 @@ Uri = SipUri | TelUri | AbsoluteUri
 
 def parse_uri(text: str) -> Uri:
     """Parse a URI; raise ParseError if it is malformed."""
-    m = _SIMPLE_SIP_RE.fullmatch(text)
+    m = SIMPLE_SIP_URI_RE.fullmatch(text)
     if m is not None:
         scheme, user, host, port, params = m.groups()
         port_number = None if port is None else int(port)
