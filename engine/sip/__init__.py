@@ -3,6 +3,18 @@
 No I/O, no clock, no randomness: callers pass the time in and take bytes and events out.
 """
 
+from .digest import (
+    Challenge,
+    Credential,
+    DigestClient,
+    build_authorization,
+    choose_qop,
+    digest_response,
+    parse_challenge,
+    parse_credential,
+    select_credential,
+    verify_authorization,
+)
 from .errors import EngineError, LocalProtocolError, ParseError, RemoteProtocolError
 from .fields import CSeq, NameAddr, Via, parse_cseq, parse_name_addr, parse_via, parse_vias
 from .framer import StreamFramer
@@ -13,6 +25,9 @@ from .uri import AbsoluteUri, SipUri, TelUri, Uri, parse_uri
 __all__ = [
     "AbsoluteUri",
     "CSeq",
+    "Challenge",
+    "Credential",
+    "DigestClient",
     "EngineError",
     "Headers",
     "Limits",
@@ -28,10 +43,17 @@ __all__ = [
     "TelUri",
     "Uri",
     "Via",
+    "build_authorization",
+    "choose_qop",
+    "digest_response",
+    "parse_challenge",
+    "parse_credential",
     "parse_cseq",
     "parse_message",
     "parse_name_addr",
     "parse_uri",
     "parse_via",
     "parse_vias",
+    "select_credential",
+    "verify_authorization",
 ]
