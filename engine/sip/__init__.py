@@ -20,10 +20,25 @@ from .fields import CSeq, NameAddr, Via, parse_cseq, parse_name_addr, parse_via,
 from .framer import StreamFramer
 from .headers import Headers
 from .message import Limits, Message, Request, Response, parse_message
+from .target import Target
+from .timers import TimerConfig
+from .transaction import (
+    AckReceived,
+    MessageDropped,
+    Outgoing,
+    RequestReceived,
+    ResponseReceived,
+    StrayResponse,
+    TransactionEvent,
+    TransactionLayer,
+    TransactionTerminated,
+    TransactionTimeout,
+)
 from .uri import AbsoluteUri, SipUri, TelUri, Uri, parse_uri
 
 __all__ = [
     "AbsoluteUri",
+    "AckReceived",
     "CSeq",
     "Challenge",
     "Credential",
@@ -33,14 +48,25 @@ __all__ = [
     "Limits",
     "LocalProtocolError",
     "Message",
+    "MessageDropped",
     "NameAddr",
+    "Outgoing",
     "ParseError",
     "RemoteProtocolError",
     "Request",
+    "RequestReceived",
     "Response",
+    "ResponseReceived",
     "SipUri",
+    "StrayResponse",
     "StreamFramer",
+    "Target",
     "TelUri",
+    "TimerConfig",
+    "TransactionEvent",
+    "TransactionLayer",
+    "TransactionTerminated",
+    "TransactionTimeout",
     "Uri",
     "Via",
     "build_authorization",
