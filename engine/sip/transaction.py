@@ -13,6 +13,9 @@ entry in every state of every table that accepts them, if only to drop them: the
 anything at any time. Local inputs (the TU sends a response or a CANCEL) that a state has no entry
 for raise LocalProtocolError. Timer inputs are armed only by the tables' own actions; a timer with
 no entry in the current state would be a bug in the tables, and raises LocalProtocolError too.
+:func:`table_problems` checks all of this on the tables at import time. A few commands are refused
+before the table is asked, because the refusal depends on data rather than state: a second CANCEL
+of one INVITE, a response whose CSeq is not the request's, and what RFC 4320 forbids.
 
 Where the RFCs leave a choice, this module takes these:
 
@@ -609,6 +612,14 @@ class TransactionLayer:
         """How many transactions are alive."""
         return len(self._transactions)
 
+    def awaiting_responses(self) -> int:
+        """How many client transactions still wait for a final response (what a clean stop
+        waits for; server transactions only linger to absorb retransmissions)."""
+        waiting = (State.CALLING, State.TRYING, State.PROCEEDING)
+        return sum(
+            1 for tx in self._transactions.values() if tx.machine.is_client and tx.state in waiting
+        )
+
     def state(self, key: str) -> State | None:
         """The state of a live transaction, None when there is no such transaction."""
         tx = self._transactions.get(key)
@@ -652,6 +663,7 @@ class TransactionLayer:
             raise LocalProtocolError(f"a {method} transaction with branch {branch} exists")
         key = self._new_key()
         self._start_client(key, request, branch, target, now)
+        self._fire_due_now(now)
         return key
 
     def send_cancel(self, invite_key: str, now: float) -> str:
@@ -885,10 +897,15 @@ class TransactionLayer:
         self._register(tx, index_keys)
         self._events.append(RequestReceived(key, request, source, invite_key))
         self._run(tx, machine.start, now, None)
+        self._fire_due_now(now)
 
     def _feed(self, tx: _Transaction, input_: Input, now: float, payload: object = None) -> None:
         """Apply one input, then every timer it armed with a zero duration."""
         self._step(tx, input_, now, payload)
+        self._fire_due_now(now)
+
+    def _fire_due_now(self, now: float) -> None:
+        """Fire the timers armed with a zero duration (reliable transports), in order."""
         while self._due_now:
             key, timer, token = self._due_now.pop(0)
             due = self._transactions.get(key)

@@ -83,7 +83,14 @@ def validate_request(request: Request, policy: UasPolicy = DEFAULT_POLICY) -> Re
         _check_other_syntax(request)
     except ParseError as error:
         return Rejection(400, "Bad Request", str(error))
-    if method not in ("ACK", "CANCEL"):
+    try:
+        return _check_extensions_and_content(request, policy)
+    except ParseError as error:  # a Require or Accept value with unbalanced quotes or <
+        return Rejection(400, "Bad Request", str(error))
+
+
+def _check_extensions_and_content(request: Request, policy: UasPolicy) -> Rejection | None:
+    if request.method not in ("ACK", "CANCEL"):
         unknown = [tag for tag in request.headers.values("require") if tag not in policy.supported]
         if unknown:
             unsupported = ", ".join(unknown)

@@ -757,6 +757,15 @@ def test_rfc_4320_100_may_go_at_any_time_over_tcp_and_is_sent_when_due():
     assert [(t, parse_message(out.data).status) for t, out in timeline.sent] == [(3.5, 100)]
 
 
+def test_rfc_4320_100_goes_at_once_when_t1_equals_t2():
+    layer = TransactionLayer(CountingIds("t"), TimerConfig(t1=4.0, t2=4.0))
+    options = build_request("OPTIONS")
+    key = receive_new(layer, options, ALICE, 0.0)
+    [out] = layer.datagrams_to_send()
+    assert parse_message(out.data).status == 100
+    assert layer.state(key) is State.PROCEEDING
+
+
 # -- respond() refusals ----------------------------------------------------------------------------
 
 

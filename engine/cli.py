@@ -1,0 +1,127 @@
+"""The headless command line: ``uaconsole serve`` (and the tools added beside it).
+
+Bad flags or configuration are reported in one line that names the bad value, with exit code 2.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from engine.api.config import LOG_LEVELS, EngineConfig
+from engine.api.engine import Engine
+from engine.api.streams import Gap
+from engine.transport.base import TransportError
+from engine.ua.events import EventType
+from engine.ua.policy import ConfigError
+
+log = logging.getLogger("uaconsole")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``serve`` (the console takes the same ones)."""
+    parser.add_argument(
+        "--listen", action="append", metavar="PROTO:HOST:PORT",
+        help="listen on udp:, tcp: or tls: HOST:PORT (repeatable; default udp and tcp on "
+        "127.0.0.1:5060)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--incoming", metavar="RULE",
+        help="what to do with incoming calls: manual (ring, leave the rest to the controller; "
+        "the default), auto-answer, or reject:CODE",
+    )  # fmt: skip
+    parser.add_argument(
+        "--credential", action="append", metavar="USER:REALM:PASSWORD",
+        help="credentials for digest challenges of REALM (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--advertised-contact", metavar="URI", help="Contact URI to advertise")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
+    parser.add_argument("--t1", type=str, metavar="SECONDS", help="SIP timer T1 (default 0.5)")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, help="log detail (default info)")
+
+
+def config_from_args(args: argparse.Namespace) -> EngineConfig:
+    """The configuration file (if any) with the flags applied on top. ConfigError if bad."""
+    config = EngineConfig.from_toml_file(args.config) if args.config else EngineConfig()
+    config = config.with_values(
+        {
+            "listen": args.listen,
+            "credentials": args.credential,
+            "advertised_contact": args.advertised_contact,
+            "t1": args.t1,
+            "log_level": args.log_level,
+        },
+        prefix="--",
+    )
+    if args.incoming:
+        config = config.with_incoming(args.incoming)
+    return config
+
+
+async def log_sessions(engine: Engine) -> None:
+    """One log line when a session starts and one when it ends."""
+    started: set[str] = set()
+    async for event in engine.events(maxsize=100000):
+        if isinstance(event, Gap):
+            log.warning("session log fell behind: %d events not shown", event.lost)
+            continue
+        if event.key not in started and event.event_type != EventType.TERMINATED:
+            started.add(event.key)
+            log.info(
+                "session %s started (%s, Call-ID %s)", event.key, event.entity_type, event.callid
+            )
+        elif event.event_type == EventType.TERMINATED:
+            started.discard(event.key)
+            log.info("session %s ended (%s, %s)", event.key, event.method, event.origin)
+
+
+async def serve(config: EngineConfig, *, ready: asyncio.Event | None = None) -> int:
+    """Run the engine until SIGINT or SIGTERM; the exit code."""
+    engine = Engine(config)
+    try:
+        listeners = await engine.start()
+    except TransportError as error:
+        print(f"uaconsole: {error}", file=sys.stderr)
+        return 1
+    print("uaconsole engine listening on " + ", ".join(map(str, listeners)), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # not on Windows
+            loop.add_signal_handler(sig, stop.set)
+    logger = asyncio.create_task(log_sessions(engine))
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: ending %d sessions", len(engine.sessions()))
+        await engine.stop()
+        await logger
+    return 0
+
+
+def setup_logging(level: str) -> None:
+    """Log lines to standard error, with the time."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: list[str]) -> int:
+    """``uaconsole serve ...``: the exit code."""
+    parser = argparse.ArgumentParser(prog="uaconsole serve", description="Run the engine headless.")
+    add_serve_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ConfigError as error:
+        print(f"uaconsole serve: {error}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level)
+    return asyncio.run(serve(config))
