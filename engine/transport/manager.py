@@ -146,6 +146,8 @@ class SipTransport:
     def send(self, data: bytes, target: Target, listener: Listener | None = None) -> None:
         """Send one whole message; never blocks, never raises for a network problem.
 
+        Call it from the event loop's thread.
+
         UDP goes out from ``listener`` if given, else from the first UDP listener of the
         target's address family. TCP and TLS reuse a connection with the target (whichever side
         opened it), else open one. A host name is resolved first.
@@ -155,6 +157,8 @@ class SipTransport:
         transport = target.transport.lower()
         if self._stopped or self._loop is None:
             self.report_error(target, f"cannot send to {target}: the transport is not running")
+        elif not 0 < target.port < 65536:
+            self.report_error(target, f"cannot send to {target}: bad port")
         elif transport == "udp":
             self._send_udp(data, target, listener)
         elif transport in ("tcp", "tls"):

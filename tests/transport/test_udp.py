@@ -226,3 +226,14 @@ async def test_ipv6_datagram_both_ways(make_transport: MakeTransport) -> None:
         transport.send(sip_message(2), source)  # no listener given: the IPv6 one is chosen
         data, sender = await recv_datagram(peer)
     assert (data, sender) == (sip_message(2), ("::1", v6.port))
+
+
+async def test_send_problems_are_reported_not_raised(make_transport: MakeTransport) -> None:
+    recorder = Recorder()
+    transport, _ = await make_transport(["udp:127.0.0.1:0"], on_error=recorder.on_error)
+    for target in (Target("udp", "127.0.0.1", 0), Target("sctp", "127.0.0.1", 5060)):
+        transport.send(sip_message(1), target)
+        assert (await recorder.error())[0] == target
+    await transport.stop()
+    transport.send(sip_message(1), Target("udp", "127.0.0.1", 5060))
+    assert "not running" in (await recorder.error())[1]
