@@ -63,6 +63,7 @@ class Engine:
         self._core: UserAgent | None = None
         self._transport: SipTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: float | None = None
         self._events: Broadcast[SessionEvent] = Broadcast()
         self._messages: Broadcast[MessageRecord] = Broadcast()
         self.started_at: float | None = None
@@ -261,6 +262,7 @@ class Engine:
 
     def _on_timer(self) -> None:
         self._timer = None
+        self._timer_deadline = None
         core = self._core
         if core is None:
             return
@@ -279,9 +281,12 @@ class Engine:
         while (notice := core.next_notice()) is not None:
             log.log(logging.getLevelName(notice.level.upper()), "%s", notice.message)
         deadline = core.get_timer()
+        if deadline == self._timer_deadline and self._timer is not None:
+            return  # armed for this deadline already: most messages do not move it
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._timer_deadline = deadline
         if deadline is not None:
             loop = asyncio.get_running_loop()
             delay = max(0.0, deadline - time.time())

@@ -21,7 +21,6 @@ PORT = r"(?:6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|\d{1,4})"
 SIMPLE_USER = r"[A-Za-z0-9\-_.!~*'()&=+$,]+"
 #: The common shape of a SIP URI (no password, escapes, IPv6 or headers).
 SIMPLE_SIP_URI = rf"(sips?):(?:({SIMPLE_USER})@)?({HOSTNAME})(?::({PORT}))?{SIMPLE_PARAMS}"
-_BAD_VALUE_CHARS = re.compile(r"[\r\n\x00]")
 
 
 def is_token(text: str) -> bool:
@@ -29,11 +28,18 @@ def is_token(text: str) -> bool:
     return bool(text) and TOKEN_RE.fullmatch(text) is not None
 
 
+#: Header names already found to be tokens (a bounded set: names repeat).
+_CHECKED_NAMES: set[str] = set()
+
+
 def check_header_value(name: str, value: str) -> None:
     """Refuse a header name or value that would inject a line into a message."""
-    if not is_token(name):
-        raise LocalProtocolError(f"header name {name!r} is not a token")
-    if _BAD_VALUE_CHARS.search(value):
+    if name not in _CHECKED_NAMES:
+        if not is_token(name):
+            raise LocalProtocolError(f"header name {name!r} is not a token")
+        if len(_CHECKED_NAMES) < 4096:
+            _CHECKED_NAMES.add(name)
+    if "\r" in value or "\n" in value or "\x00" in value:
         raise LocalProtocolError(f"header {name} holds CR, LF or NUL")
 
 

@@ -91,8 +91,11 @@ KNOWN_SPELLINGS = (
 
 def header_key(name: str) -> str:
     """The lookup key of a header name: lower case, compact forms expanded."""
-    key = name.lower()
-    return COMPACT_FORMS.get(key, key)
+    key = KNOWN_SPELLINGS.get(name)
+    if key is None:
+        key = name.lower()
+        key = COMPACT_FORMS.get(key, key)
+    return key
 
 
 class Headers:
@@ -211,19 +214,26 @@ class Headers:
         """Replace every line of ``name`` by one line, where the first one was (else at the end)."""
         check_header_value(name, value)
         key = header_key(name)
-        positions = self._lookup().get(key)
+        index = self._lookup()
+        positions = index.get(key)
         if not positions:
+            index[key] = [len(self._items)]
             self._items.append((name, value))
-        else:
-            first = positions[0]
-            self._items[first] = (name, value)
-            drop = set(positions[1:])
-            self._items = [item for i, item in enumerate(self._items) if i not in drop]
+            self._cache.pop(key, None)
+            return
+        self._items[positions[0]] = (name, value)
+        if len(positions) == 1:  # the common case: the index stays right
+            self._cache.pop(key, None)
+            return
+        drop = set(positions[1:])
+        self._items = [item for i, item in enumerate(self._items) if i not in drop]
         self._changed()
 
     def remove(self, name: str) -> None:
         """Remove every line of ``name``."""
         key = header_key(name)
+        if key not in self._lookup():
+            return
         self._items = [item for item in self._items if header_key(item[0]) != key]
         self._changed()
 

@@ -205,7 +205,7 @@ class Response(Message):
         super().__init__(headers if headers is not None else Headers(), body)
         if not 100 <= status <= 699:
             raise LocalProtocolError(f"status {status} is not in 100..699")
-        if any(c in reason for c in "\r\n\x00"):
+        if "\r" in reason or "\n" in reason or "\x00" in reason:
             raise LocalProtocolError("reason phrase holds CR, LF or NUL")
         self.status = status
         self.reason = reason

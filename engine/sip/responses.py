@@ -51,15 +51,17 @@ def make_response(
 ) -> Response:
     """A response to ``request``: Via, From, Call-ID and CSeq copied, To with ``to_tag`` added
     when the request's To has none (never on 100 Trying), then ``headers`` and the body."""
-    out = Headers()
+    items: list[tuple[str, str]] = []
+    to = request.headers.get("to") or ""
+    if to_tag is not None and status > 100 and request.to.tag is None:
+        to = f"{to};tag={to_tag}"
     for name in _COPIED:
-        for value in request.headers.get_all(name):
-            out.add(_SPELLING[name], value)
-            if name == "from":
-                to = request.headers.get("to") or ""
-                if to_tag is not None and status > 100 and request.to.tag is None:
-                    to = f"{to};tag={to_tag}"
-                out.add("To", to)
+        spelling = _SPELLING[name]
+        items.extend((spelling, value) for value in request.headers.get_all(name))
+        if name == "from":
+            items.append(("To", to))
+    # Values copied from a parsed request hold no CR, LF or NUL; only ``headers`` is checked.
+    out = Headers(items, checked=True)
     for name, value in headers:
         out.add(name, value)
     response = Response(status, reason if reason is not None else reason_for(status), out)

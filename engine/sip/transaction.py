@@ -1078,6 +1078,8 @@ def _bare_host(host: str) -> str:
 
 
 def _same_address(via_host: str, source_host: str) -> bool:
+    if via_host == source_host:
+        return True
     try:
         return ipaddress.ip_address(_bare_host(via_host)) == ipaddress.ip_address(
             _bare_host(source_host)

@@ -128,6 +128,7 @@ class UserAgent:
         self._recently_ended: dict[str, float] = {}
         #: The time of the input being handled.
         self._clock = 0.0
+        self._allow = config.uas.allow_header
         self._key_re = re.compile(KEY_RE_TEMPLATE.format(prefix=re.escape(config.key_prefix)))
 
     # -- outputs -------------------------------------------------------------------------------
@@ -279,7 +280,7 @@ class UserAgent:
         headers.add("Call-ID", key)
         headers.add("CSeq", "1 INVITE")
         headers.add("Contact", contact)
-        headers.add("Allow", self.config.uas.allow_header)
+        headers.add("Allow", self._allow)
         headers.add("Supported", "100rel")
         if self.config.user_agent:
             headers.add("User-Agent", self.config.user_agent)
@@ -433,7 +434,7 @@ class UserAgent:
         status = answer_without_dialog(request) or 481
         extra: list[tuple[str, str]] = []
         if status in (200, 405):
-            extra.append(("Allow", self.config.uas.allow_header))
+            extra.append(("Allow", self._allow))
         if status == 200:
             extra += [("Accept", "application/sdp"), ("Supported", "100rel")]
         self._respond(txn, request, status, None, now, extra, to_tag=self._ids.tag())
@@ -464,7 +465,7 @@ class UserAgent:
         )
         self._warn_unknown_flags(s)
         self._sessions[key] = s
-        self._server_txns[event.key] = key
+        self._track_server(s, event.key)
         s.pending_in["INVITE"] = Pending(event.key, request, event.source)
         if not s.flags.no_new_event:
             self._emit(s, EventType.NEW, 0, None, "INVITE", request, Origin.REMOTE, now)
@@ -488,7 +489,7 @@ class UserAgent:
     def _in_dialog(self, s: Session, event: RequestReceived, now: float) -> None:
         request, txn, method = event.request, event.key, event.request.method
         if method == "BYE":
-            self._server_txns[txn] = s.key
+            self._track_server(s, txn)
             for pending in list(s.pending_in.values()):
                 self._respond(pending.txn, pending.request, 487, None, now)
             s.pending_in.clear()
@@ -516,7 +517,7 @@ class UserAgent:
         if method == "PRACK":
             self._on_prack(s, request)
         s.pending_in[slot] = Pending(txn, request, event.source)
-        self._server_txns[txn] = s.key
+        self._track_server(s, txn)
         s.last_method = method
         if method == "INVITE":
             s.state = SessionState.MODIFIED
@@ -596,7 +597,7 @@ class UserAgent:
         if method in ("INVITE", "UPDATE") and 100 < code < 300:
             headers.insert(0, ("Contact", s.local_contact))
         if method == "INVITE" and 200 <= code < 300:
-            headers += [("Allow", self.config.uas.allow_header), ("Supported", "100rel")]
+            headers += [("Allow", self._allow), ("Supported", "100rel")]
         reliable = (
             initial
             and 100 < code < 200
@@ -1045,6 +1046,10 @@ class UserAgent:
         bye.headers.insert_first("Via", _via(local))
         self.txn.send_request(bye, target, now)
 
+    def _track_server(self, s: Session, txn: str) -> None:
+        self._server_txns[txn] = s.key
+        s.server_txns.append(txn)
+
     def _forget(self, s: Session) -> None:
         if s.entity_type == UAC:
             # a 2xx may still come for it: ACK and BYE it until then (MI-API.md section 4)
@@ -1063,8 +1068,9 @@ class UserAgent:
             out = s.outstanding.pop(txn)
             if out.request.method != "INVITE":
                 self._client_txns.pop(txn, None)
-        for txn in [t for t, k in self._server_txns.items() if k == s.key]:
-            del self._server_txns[txn]
+        for txn in s.server_txns:
+            if self._server_txns.get(txn) == s.key:
+                del self._server_txns[txn]
 
     # -- timers --------------------------------------------------------------------------------
 
@@ -1091,11 +1097,14 @@ class UserAgent:
         for s in list(self._sessions.values()) + list(self._lingering.values()):
             for attr in ("pending_2xx", "pending_1xx"):
                 r: Retransmit | None = getattr(s, attr)
-                if r is None or r.next_at > now:
+                if r is None:
                     continue
+                # before the next_at test: the timer armed for give_up_at fires before next_at
                 if now >= r.give_up_at:
                     setattr(s, attr, None)
                     self._gave_up(s, attr, now)
+                    continue
+                if r.next_at > now:
                     continue
                 self._raw.append(Outgoing(r.data, r.target))
                 r.interval = min(r.interval * 2, self.config.timers.t2)

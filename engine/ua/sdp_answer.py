@@ -13,6 +13,7 @@ would send: one audio stream with one codec (plus telephone-event), every other 
 Errors in an offer raise ``OfferError`` (a ValueError): the caller answers 488 Not Acceptable Here.
 """
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,6 +59,11 @@ class OfferError(ValueError):
     """An SDP offer (or description) we cannot use; a server answers it with 488."""
 
 
+#: Stand-ins for the port and the o= numbers in a cached answer (see answer_sdp).
+_PORT_MARK = 65531
+_ID_MARK = 987654321987
+
+
 def answer_sdp(
     offer: str,
     *,
@@ -67,7 +73,42 @@ def answer_sdp(
     session_version: int | None = None,
     codecs: Sequence[str] = DEFAULT_ANSWER_CODECS,
 ) -> str:
-    """The SDP answer to ``offer`` (RFC 3264 section 6).
+    """The SDP answer to ``offer`` (RFC 3264 section 6); see :func:`_answer` for the rules.
+
+    Answers differ only in the port and the ``o=`` numbers when the offer is the same (a load
+    test sends one offer thousands of times), so the answer is computed once per offer, with
+    stand-ins for those, and the stand-ins replaced for each call.
+    """
+    _check_port(rtp_port)
+    version = _checked_ids(session_id, session_version)
+    text = _answer_template(offer, address, tuple(codecs))
+    return text.replace(f" {_ID_MARK} {_ID_MARK} ", f" {session_id} {version} ", 1).replace(
+        f"m=audio {_PORT_MARK} ", f"m=audio {rtp_port} ", 1
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _answer_template(offer: str, address: str, codecs: tuple[str, ...]) -> str:
+    return _answer(
+        offer,
+        address=address,
+        rtp_port=_PORT_MARK,
+        session_id=_ID_MARK,
+        session_version=_ID_MARK,
+        codecs=codecs,
+    )
+
+
+def _answer(
+    offer: str,
+    *,
+    address: str,
+    rtp_port: int,
+    session_id: int,
+    session_version: int | None = None,
+    codecs: Sequence[str] = DEFAULT_ANSWER_CODECS,
+) -> str:
+    """Compute the SDP answer to ``offer`` (RFC 3264 section 6).
 
     The first audio m-line that is live (port not 0), uses RTP/AVP and offers a codec named in
     ``codecs`` is accepted: its payload list keeps the first such codec in the OFFER's order, and
@@ -260,6 +301,15 @@ def _check_direction(direction: str) -> None:
         raise ValueError(f"bad direction {direction!r}: use one of {', '.join(DIRECTIONS)}")
 
 
+def _checked_ids(session_id: int, session_version: int | None) -> int:
+    """The o= version (default: the session id), after checking both numbers."""
+    version = session_id if session_version is None else session_version
+    for name, value in (("session_id", session_id), ("session_version", version)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"bad {name} {value!r}: need an integer >= 0")
+    return version
+
+
 def _check_port(port: int) -> None:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ValueError(f"bad RTP port {port!r}")
@@ -360,10 +410,7 @@ def _write(
     session_version: int | None,
     media: list[dict[str, Any]],
 ) -> str:
-    version = session_id if session_version is None else session_version
-    for name, value in (("session_id", session_id), ("session_version", version)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"bad {name} {value!r}: need an integer >= 0")
+    version = _checked_ids(session_id, session_version)
     session = {
         "version": 0,
         "origin": {

@@ -78,6 +78,8 @@ class Session:
     #: UAS: the initial INVITE's server transaction and source.
     invite_txn: str = ""
     source: Target | None = None
+    #: Server transactions of this session (initial INVITE, in-dialog requests).
+    server_txns: list[str] = field(default_factory=list)
     pending_in: dict[str, Pending] = field(default_factory=dict)
     outstanding: dict[str, Outstanding] = field(default_factory=dict)
     last_reply: dict[str, int] = field(default_factory=dict)
