@@ -14,11 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.sip import Target  # noqa: E402
-from engine.sip.ids import CountingIds  # noqa: E402
-from engine.ua.config import UaConfig  # noqa: E402
-from engine.ua.core import UserAgent  # noqa: E402
-from engine.ua.policy import IncomingPolicy  # noqa: E402
+from engine.sip import Target
+from engine.sip.ids import CountingIds
+from engine.ua.config import UaConfig
+from engine.ua.core import UserAgent
+from engine.ua.policy import IncomingPolicy
 
 PEER = Target("udp", "127.0.0.1", 5061)
 SDP = (
