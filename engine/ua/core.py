@@ -530,7 +530,8 @@ class UserAgent:
         if event.invite_key is None:
             self._respond(event.key, request, 481, None, now)
             return
-        self._respond(event.key, request, 200, None, now)
+        # the same To tag as the 487 that follows (RFC 3261 section 9.2)
+        self._respond(event.key, request, 200, None, now, to_tag=s.local_tag if s else None)
         if s is None:
             return
         pending = s.pending_in.get("INVITE")
