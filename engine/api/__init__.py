@@ -5,12 +5,19 @@ The console and other programs use this package, never the layers below it direc
 
 from engine.ua.errors import CommandError
 from engine.ua.events import EventType, Origin, SessionEvent, SessionInfo, SessionState
+from engine.ua.registration import (
+    Account,
+    RegistrationEvent,
+    RegistrationInfo,
+    RegistrationState,
+)
 
 from .config import EngineConfig
 from .engine import Engine, MessageRecord
 from .streams import Gap, Reader
 
 __all__ = [
+    "Account",
     "CommandError",
     "Engine",
     "EngineConfig",
@@ -19,6 +26,9 @@ __all__ = [
     "MessageRecord",
     "Origin",
     "Reader",
+    "RegistrationEvent",
+    "RegistrationInfo",
+    "RegistrationState",
     "SessionEvent",
     "SessionInfo",
     "SessionState",

@@ -15,30 +15,54 @@ rtp_address = "198.51.100.7"                            # in generated SDP
 rtp_ports = [20000, 29998]
 user_agent = "UA Console"
 
+untrusted = "accept"          # or "drop" or "reject:403": one answer for unknown sources
+trusted = ["127.0.0.0/8"]     # sources always allowed (besides registrars and proxies)
+
 [incoming]                                              # --incoming sets incoming.default
 default = "manual"
+
+[[accounts]]                  # one table per account; registers at start
+name = "alice"
+aor = "sip:alice@pbx.example.com"
+registrar = "sip:pbx.example.com"       # default: the AoR's domain
+outbound_proxy = "sip:proxy.example.com;lr"
+username = "alice"                      # default: the AoR's user
+password = "secret"
+realm = "pbx.example.com"               # default: any realm this account's servers name
+display_name = "Alice"
+expires = 3600
+transport = "udp"
+keepalive = 30                          # seconds; 0: none
+register = true
 ```
 Every problem is a ConfigError whose message names the key and what is wrong.
 """
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine.sip.digest import Credential, parse_credential
-from engine.sip.errors import LocalProtocolError
+from engine.sip import SipUri, parse_uri
+from engine.sip.digest import ANY_REALM, Credential, parse_credential
+from engine.sip.errors import LocalProtocolError, ParseError
 from engine.sip.timers import TimerConfig
 from engine.transport.spec import ListenSpec
 from engine.ua.flags import DEFAULT_MAX_DURATION
 from engine.ua.policy import ConfigError, IncomingPolicy
+from engine.ua.registration import Account
 
 DEFAULT_LISTEN = ("udp:127.0.0.1:5060", "tcp:127.0.0.1:5060")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _ENGINE_KEYS = {
     "listen", "advertised_contact", "credentials", "t1", "t2", "t4", "log_level",
     "tls_certificate", "tls_key", "tls_verify", "max_duration", "rtp_address", "rtp_ports",
-    "user_agent", "key_prefix",
+    "user_agent", "key_prefix", "untrusted", "trusted",
+}  # fmt: skip
+_ACCOUNT_KEYS = {
+    "name", "aor", "registrar", "outbound_proxy", "username", "password", "realm",
+    "display_name", "expires", "transport", "keepalive", "register",
 }  # fmt: skip
 
 
@@ -60,6 +84,9 @@ class EngineConfig:
     rtp_ports: tuple[int, int] = (20000, 29998)
     user_agent: str = "UA Console"
     key_prefix: str = "B2B"
+    accounts: tuple[Account, ...] = ()
+    untrusted: str = "accept"
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
     def from_toml_file(cls, path: Path) -> "EngineConfig":
@@ -88,7 +115,10 @@ class EngineConfig:
                 f"unknown key (known: {', '.join(sorted(_ENGINE_KEYS))})",
                 f"engine.{sorted(bad)[0]}",
             )
-        config = cls(incoming=IncomingPolicy.from_config(data))
+        config = cls(
+            incoming=IncomingPolicy.from_config(data),
+            accounts=_accounts(data.get("accounts", [])),
+        )
         return config.with_values(engine, "engine.")
 
     def with_values(self, values: dict[str, Any], prefix: str = "") -> "EngineConfig":
@@ -173,6 +203,21 @@ def _convert(key: str, value: Any, where: str) -> dict[str, Any]:
         if not 1024 <= first <= last <= 65535:
             raise ConfigError(f"{first}..{last} is not a range within 1024..65535", where)
         return {key: (first, last)}
+    if key == "untrusted":
+        text = _string(value, where)
+        code = text.split(":", 1)[1] if text.startswith("reject:") else ""
+        if text not in ("accept", "drop") and not (code.isdigit() and 400 <= int(code) <= 699):
+            raise ConfigError(
+                f'must be "accept", "drop" or "reject:CODE" (400-699), not {text!r}', where
+            )
+        return {key: text}
+    if key == "trusted":
+        try:
+            return {
+                key: tuple(ipaddress.ip_network(n, strict=False) for n in _strings(value, where))
+            }
+        except ValueError as error:
+            raise ConfigError(str(error), where) from None
     if key in ("advertised_contact", "rtp_address", "user_agent", "key_prefix"):
         return {key: _string(value, where)}
     raise ConfigError("unknown key", where)
@@ -199,3 +244,68 @@ def _number(value: Any, where: str) -> float:
         except (TypeError, ValueError):
             raise ConfigError(f"must be a number, not {value!r}", where) from None
     return float(value)
+
+
+def _accounts(items: Any) -> tuple[Account, ...]:
+    """The ``[[accounts]]`` tables."""
+    if not isinstance(items, list):
+        raise ConfigError("must be an array of tables ([[accounts]])", "accounts")
+    accounts: list[Account] = []
+    for index, item in enumerate(items):
+        where = f"accounts[{index}]"
+        if not isinstance(item, dict):
+            raise ConfigError("must be a table", where)
+        unknown = set(item) - _ACCOUNT_KEYS
+        if unknown:
+            raise ConfigError(
+                f"unknown key (known: {', '.join(sorted(_ACCOUNT_KEYS))})",
+                f"{where}.{sorted(unknown)[0]}",
+            )
+        for required in ("name", "aor"):
+            if required not in item:
+                raise ConfigError("is required", f"{where}.{required}")
+        name = _string(item["name"], f"{where}.name")
+        if any(a.name == name for a in accounts):
+            raise ConfigError(f"a second account named {name!r}", f"{where}.name")
+        account = Account(
+            name=name,
+            aor=_string(item["aor"], f"{where}.aor"),
+            registrar=_optional_string(item, "registrar", where),
+            outbound_proxy=_optional_string(item, "outbound_proxy", where),
+            display_name=_optional_string(item, "display_name", where),
+            expires=int(_number(item.get("expires", 3600), f"{where}.expires")),
+            transport=_choice(
+                item.get("transport", "udp"), ("udp", "tcp", "tls"), f"{where}.transport"
+            ),
+            keepalive=_number(item.get("keepalive", 30), f"{where}.keepalive"),
+            register=bool(item.get("register", True)),
+        )
+        try:
+            aor = account.aor_uri()
+            account.registrar_uri()
+            if account.outbound_proxy and not isinstance(parse_uri(account.outbound_proxy), SipUri):
+                raise ConfigError("must be a sip: URI", f"{where}.outbound_proxy")
+        except (LocalProtocolError, ParseError) as error:
+            raise ConfigError(str(error), where) from None
+        if "password" in item:
+            username = _optional_string(item, "username", where) or aor.user or ""
+            realm = _optional_string(item, "realm", where) or ANY_REALM
+            try:
+                credential = Credential(
+                    username, realm, _string(item["password"], f"{where}.password")
+                )
+            except LocalProtocolError as error:
+                raise ConfigError(str(error), where) from None
+            account = replace(account, credentials=(credential,))
+        accounts.append(account)
+    return tuple(accounts)
+
+
+def _optional_string(table: dict[str, Any], key: str, where: str) -> str | None:
+    return _string(table[key], f"{where}.{key}") if key in table else None
+
+
+def _choice(value: Any, choices: tuple[str, ...], where: str) -> str:
+    if value not in choices:
+        raise ConfigError(f"must be one of {', '.join(choices)}, not {value!r}", where)
+    return value

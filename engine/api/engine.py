@@ -21,6 +21,7 @@ from engine.transport.manager import SipTransport
 from engine.ua.config import UaConfig
 from engine.ua.core import UserAgent
 from engine.ua.events import SessionEvent, SessionInfo
+from engine.ua.registration import RegistrationEvent, RegistrationInfo
 
 from .config import EngineConfig
 from .streams import Broadcast, Reader
@@ -64,7 +65,7 @@ class Engine:
         self._transport: SipTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
-        self._events: Broadcast[SessionEvent] = Broadcast()
+        self._events: Broadcast[SessionEvent | RegistrationEvent] = Broadcast()
         self._messages: Broadcast[MessageRecord] = Broadcast()
         self.started_at: float | None = None
 
@@ -103,9 +104,14 @@ class Engine:
                 user_agent=config.user_agent,
                 rtp_address=config.rtp_address,
                 rtp_ports=config.rtp_ports,
+                accounts=config.accounts,
+                untrusted=config.untrusted,
+                trusted_networks=config.trusted,
             ),
             self._ids,
         )
+        self._core.start_registrations(time.time())
+        self._flush()
         self.started_at = time.time()
         for listener in listeners:
             log.info("listening on %s", listener)
@@ -144,8 +150,9 @@ class Engine:
 
     # -- streams ---------------------------------------------------------------------------------
 
-    def events(self, maxsize: int = 10000) -> Reader[SessionEvent]:
-        """A new reader of every SessionEvent from now on (with Gap markers if it lags)."""
+    def events(self, maxsize: int = 10000) -> Reader[SessionEvent | RegistrationEvent]:
+        """A new reader of every event from now on: SessionEvent, and RegistrationEvent for
+        accounts (one numbering), with Gap markers if it lags."""
         return self._events.reader(maxsize)
 
     def messages(self, maxsize: int = 10000) -> Reader[MessageRecord]:
@@ -166,14 +173,17 @@ class Engine:
         extra_headers: str | None = None,
         flags: str = "",
         socket: str | None = None,
+        account: str | None = None,
     ) -> str:
-        """Place a call; the new session's key."""
-        key = self._ua.client_start(
-            ruri, to, from_, time.time(), proxy=proxy, body=body, content_type=content_type,
-            extra_headers=extra_headers, flags=flags, socket=socket,
-        )  # fmt: skip
-        self._flush()
-        return key
+        """Place a call (from ``account``'s identity, proxy and credentials if named); the new
+        session's key."""
+        try:
+            return self._ua.client_start(
+                ruri, to, from_, time.time(), proxy=proxy, body=body, content_type=content_type,
+                extra_headers=extra_headers, flags=flags, socket=socket, account=account,
+            )  # fmt: skip
+        finally:
+            self._flush()
 
     async def reply(
         self,
@@ -219,6 +229,24 @@ class Engine:
             self._ua.terminate(key, time.time(), extra_headers=extra_headers)
         finally:
             self._flush()
+
+    async def register(self, account: str) -> None:
+        """Register (or refresh) ``account`` now."""
+        try:
+            self._ua.register(account, time.time())
+        finally:
+            self._flush()
+
+    async def unregister(self, account: str) -> None:
+        """Remove ``account``'s binding now."""
+        try:
+            self._ua.unregister(account, time.time())
+        finally:
+            self._flush()
+
+    def registrations(self) -> list[RegistrationInfo]:
+        """Every account's registration."""
+        return self._ua.registrations()
 
     def sessions(self) -> list[SessionInfo]:
         """Every live session."""

@@ -39,6 +39,8 @@ ANSWER_HEADER = {
 #: Random bytes in a client nonce drawn from an IdFactory (hex: twice as many characters).
 CNONCE_BYTES = 16
 MAX_NONCE_COUNT = 0xFFFFFFFF
+#: The realm of a credential that answers any realm (accounts only; see select_credential).
+ANY_REALM = "*"
 
 _TOKEN_RE = re.compile(TOKEN)
 _LWS = " \t\r\n"
@@ -252,11 +254,15 @@ def parse_credential(text: str) -> Credential:
 
 
 def select_credential(credentials: Iterable[Credential], realm: str) -> Credential | None:
-    """The first credential configured for exactly ``realm``; None (do not answer) otherwise."""
+    """The first credential configured for exactly ``realm``, else one whose realm is ``*``
+    (an account's password, good for any realm its own registrar names); None: do not answer."""
+    wildcard = None
     for credential in credentials:
         if credential.realm == realm:
             return credential
-    return None
+        if credential.realm == ANY_REALM and wildcard is None:
+            wildcard = credential
+    return wildcard
 
 
 def choose_qop(challenge: Challenge) -> str | None:
@@ -349,7 +355,7 @@ def build_authorization(
     a qop is used (``cnonce`` also feeds a ``-sess`` HA1). Raises LocalProtocolError when the
     challenge is unsupported, the credential is for another realm, or ``nc`` is out of range.
     """
-    if credential.realm != challenge.realm:
+    if credential.realm not in (challenge.realm, ANY_REALM):
         raise LocalProtocolError(
             f"credential for realm {_short(credential.realm)} "
             f"cannot answer realm {_short(challenge.realm)}"

@@ -1,5 +1,6 @@
 """What the UA core is configured with (built by engine.api from flags and TOML)."""
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from engine.sip import Limits, Target
@@ -9,6 +10,7 @@ from engine.sip.validate import DEFAULT_POLICY, UasPolicy
 
 from .flags import DEFAULT_MAX_DURATION
 from .policy import IncomingPolicy
+from .registration import Account
 
 
 def _manual() -> IncomingPolicy:
@@ -34,3 +36,10 @@ class UaConfig:
     #: The address put in generated SDP (default: the listener's).
     rtp_address: str | None = None
     rtp_ports: tuple[int, int] = (20000, 29998)
+    #: Accounts: identities at registrars, registered at start.
+    accounts: tuple[Account, ...] = ()
+    #: What requests outside a dialog from unknown sources get: "accept", "drop", or
+    #: "reject:CODE" (one answer for all, so a scanner learns nothing).
+    untrusted: str = "accept"
+    #: Sources always trusted besides the accounts' registrars and proxies.
+    trusted_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()

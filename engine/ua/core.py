@@ -9,9 +9,11 @@ identifiers come from the injected IdFactory. MI-API.md sections 1, 3, 4 and 5 a
 
 import contextlib
 import heapq
+import ipaddress
 import itertools
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.sip import (
@@ -44,10 +46,12 @@ from engine.sip.transaction import (
 )
 from engine.sip.validate import answer_without_dialog, response_is_acceptable, validate_request
 
+from .accounts import AccountBook
 from .config import UaConfig
 from .errors import CommandError, reply_failed, request_failed, start_failed, terminate_failed
 from .events import EventType, Origin, SessionEvent, SessionInfo, SessionState
 from .flags import parse_flags
+from .registration import RegistrationEvent, RegistrationInfo
 from .sdp_answer import OfferError, RtpPortAllocator, answer_sdp, offer_sdp
 from .session import UAC, UAS, Outstanding, Pending, Retransmit, Session, slot_of
 
@@ -86,6 +90,11 @@ def split_party(text: str) -> NameAddr:
     """``to``/``from`` as the API takes them: a URI, or ``display name,URI``."""
     display: str | None = None
     uri_text = text.strip()
+    if "<" in uri_text and uri_text.endswith(">") and not uri_text.startswith("<"):
+        try:  # a name-addr, '"Alice" <sip:alice@example.com>', as people write them too
+            return parse_name_addr(uri_text, "party")
+        except ParseError:
+            pass
     if "," in uri_text and not uri_text.startswith(("sip:", "sips:", "tel:", "<")):
         display, uri_text = (part.strip() for part in uri_text.split(",", 1))
     if uri_text.startswith("<") and uri_text.endswith(">"):
@@ -118,7 +127,7 @@ class UserAgent:
         #: Bytes the core itself sends outside transactions (2xx and reliable 1xx
         #: retransmissions, re-sent ACKs, answers to unparsable requests).
         self._raw: list[Outgoing] = []
-        self._events: deque[SessionEvent] = deque()
+        self._events: deque[SessionEvent | RegistrationEvent] = deque()
         self._notices: deque[Notice] = deque()
         self._seq = 0
         self._counter = itertools.count(1)
@@ -129,6 +138,7 @@ class UserAgent:
         #: The time of the input being handled.
         self._clock = 0.0
         self._allow = config.uas.allow_header
+        self.accounts = AccountBook(self, config.accounts)
         self._key_re = re.compile(KEY_RE_TEMPLATE.format(prefix=re.escape(config.key_prefix)))
 
     # -- outputs -------------------------------------------------------------------------------
@@ -141,8 +151,8 @@ class UserAgent:
             self._raw = []
         return out
 
-    def next_event(self) -> SessionEvent | None:
-        """The next session event, or None."""
+    def next_event(self) -> SessionEvent | RegistrationEvent | None:
+        """The next session or registration event, or None."""
         return self._events.popleft() if self._events else None
 
     def next_notice(self) -> Notice | None:
@@ -226,6 +236,9 @@ class UserAgent:
             if kind == "retransmit":
                 retransmit = True
                 continue
+            if kind in ("register", "keepalive"):
+                self.accounts.on_timer(key, kind, now)
+                continue
             s = self._sessions.get(key)
             if s is not None:
                 self._on_timer(s, kind, now)
@@ -248,8 +261,13 @@ class UserAgent:
         extra_headers: str | None = None,
         flags: str = "",
         socket: str | None = None,
+        account: str | None = None,
     ) -> str:
-        """Place a call: send an INVITE and return the new session's key."""
+        """Place a call: send an INVITE and return the new session's key.
+
+        With ``account``, the call uses that account's identity (when ``from_`` is empty),
+        outbound proxy (when ``proxy`` is not given) and credentials.
+        """
         self._clock = now
         ruri = ruri.strip()
         if ruri.startswith("<") and ruri.endswith(">"):
@@ -258,6 +276,15 @@ class UserAgent:
             request_uri = parse_uri(ruri)
         except ParseError as error:
             raise start_failed(f"bad ruri {ruri!r}: {error}") from None
+        chosen = None
+        if account is not None:
+            chosen = self.accounts.get(account)
+            if chosen is None:
+                raise CommandError(404, "Account not found", f"no account {account!r}")
+            from_ = from_ or str(chosen.identity())
+            proxy = proxy or chosen.outbound_proxy
+            if socket is None:
+                socket = str(self.local_for(chosen.transport))
         to_addr, from_addr = split_party(to), split_party(from_)
         proxy_uri = None
         if proxy:
@@ -300,6 +327,7 @@ class UserAgent:
             local_contact=contact,
             proxy=proxy_uri,
             source=target,
+            account=account,
         )
         self._warn_unknown_flags(session)
         self._sessions[key] = session
@@ -379,7 +407,74 @@ class UserAgent:
         self._clock = now
         for s in list(self._sessions.values()):
             self._end_by_us(s, Origin.LOCAL, [], now)
+        self.accounts.stop(now)
         self._pump(now)
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    def start_registrations(self, now: float) -> None:
+        """Register every account configured to register (the engine calls it at start)."""
+        self._clock = now
+        self.accounts.start(now)
+        self._pump(now)
+
+    def register(self, name: str, now: float) -> None:
+        """Register account ``name`` now (CommandError 404 for an unknown account)."""
+        self._clock = now
+        self.accounts.register(name, now)
+        self._pump(now)
+
+    def unregister(self, name: str, now: float) -> None:
+        """Remove account ``name``'s binding now."""
+        self._clock = now
+        self.accounts.unregister(name, now)
+        self._pump(now)
+
+    def registrations(self) -> list[RegistrationInfo]:
+        """Every account's registration."""
+        return self.accounts.infos()
+
+    # -- what AccountBook uses of the core -------------------------------------------------------
+
+    @property
+    def ids(self) -> IdFactory:
+        """The identifier source."""
+        return self._ids
+
+    def via(self, local: Target) -> str:
+        """A Via value for a request sent from ``local``."""
+        return _via(local)
+
+    def target_of(self, uri: SipUri, local: Target) -> Target:
+        """Where a request for ``uri`` goes (transport param, default port)."""
+        return self._target_of(uri, local)
+
+    def local_for(self, transport: str) -> Target:
+        """The first local address of ``transport`` (else the first of any)."""
+        return next(
+            (t for t in self.config.local if t.transport == transport), self.config.local[0]
+        )
+
+    def contact_for(self, party: NameAddr, local: Target) -> str:
+        """The Contact for ``party`` reached at ``local``."""
+        return self._contact_for(party, local)
+
+    def schedule(self, when: float, key: str, kind: str) -> None:
+        """Call back at ``when`` (kinds ``register`` and ``keepalive`` go to the accounts)."""
+        self._schedule(when, key, kind)
+
+    def send_raw(self, data: bytes, target: Target) -> None:
+        """Put bytes on the wire outside any transaction (a keep-alive)."""
+        self._raw.append(Outgoing(data, target))
+
+    def emit_registration(self, make: Callable[[int], RegistrationEvent]) -> None:
+        """Append a registration event, numbered in the same sequence as session events."""
+        self._seq += 1
+        self._events.append(make(self._seq))
+
+    def notice(self, level: str, message: str) -> None:
+        """A line for the log."""
+        self._notice(level, message)
 
     # -- the transaction layer's events --------------------------------------------------------
 
@@ -388,13 +483,15 @@ class UserAgent:
             if isinstance(event, RequestReceived):
                 self._on_request(event, now)
             elif isinstance(event, ResponseReceived):
-                self._on_response(event.key, event.response, now)
+                if not self.accounts.on_response(event.key, event.response, now):
+                    self._on_response(event.key, event.response, now)
             elif isinstance(event, AckReceived):
                 self._on_ack(event.request, now)
             elif isinstance(event, StrayResponse):
                 self._on_stray(event.response, event.source, now)
             elif isinstance(event, TransactionTimeout):
-                self._on_timeout(event.key, event.method, now)
+                if not self.accounts.on_timeout(event.key, now):
+                    self._on_timeout(event.key, event.method, now)
             elif isinstance(event, TransactionTerminated):
                 self._client_txns.pop(event.key, None)
                 self._server_txns.pop(event.key, None)
@@ -418,6 +515,9 @@ class UserAgent:
             )
             return
         if request.to.tag is None:
+            if not self._trusted(event.source):
+                self._refuse_untrusted(txn, request, now)
+                return
             if request.method == "INVITE":
                 self._new_incoming(event, now)
             else:
@@ -430,6 +530,25 @@ class UserAgent:
             return
         self._in_dialog(s, event, now)
 
+    def _trusted(self, source: Target) -> bool:
+        """May this source start a dialog? (Only asked when ``untrusted`` is not "accept".)"""
+        if self.config.untrusted == "accept":
+            return True
+        if source.host in self.accounts.trusted_hosts():
+            return True
+        try:
+            address = ipaddress.ip_address(source.host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.config.trusted_networks)
+
+    def _refuse_untrusted(self, txn: str, request: Request, now: float) -> None:
+        """The same answer to every request from an unknown source, whatever it asks."""
+        self._notice("info", f"refused {request.method} from an untrusted source")
+        rule = self.config.untrusted
+        if rule.startswith("reject:"):
+            self._respond(txn, request, int(rule.split(":", 1)[1]), None, now)
+
     def _answer_outside_dialog(self, txn: str, request: Request, now: float) -> None:
         status = answer_without_dialog(request) or 481
         extra: list[tuple[str, str]] = []
@@ -441,7 +560,8 @@ class UserAgent:
 
     def _new_incoming(self, event: RequestReceived, now: float) -> None:
         request = event.request
-        rule = self.config.policy.decide(request, event.source)
+        account = self.accounts.account_for(request)
+        rule = self.config.policy.decide(request, event.source, account)
         if rule.action == "reject":
             self._respond(event.key, request, rule.reject_code, rule.reject_reason or None, now)
             return
@@ -461,6 +581,7 @@ class UserAgent:
             remote_tag=request.from_.tag or "",
             invite_txn=event.key,
             source=event.source,
+            account=account,
             peer_requires_100rel="100rel" in request.headers.values("require"),
         )
         self._warn_unknown_flags(s)
@@ -958,7 +1079,8 @@ class UserAgent:
                 challenges.append(parse_challenge(value))
             except ParseError:
                 continue
-        challenge = self._digest.pick(challenges)
+        digest = (self.accounts.digest_for(s.account) if s.account else None) or self._digest
+        challenge = digest.pick(challenges)
         if challenge is None or out.auth_attempts >= (2 if challenge.stale else 1):
             return False
         request = out.request
@@ -974,7 +1096,7 @@ class UserAgent:
         else:
             seq = request.cseq.seq + 1
         retry.headers.set("CSeq", f"{seq} {request.method}")
-        answer = self._digest.authorize(challenge, request.method, request.uri_text, request.body)
+        answer = digest.authorize(challenge, request.method, request.uri_text, request.body)
         if answer is None:
             return False
         retry.headers.add(ANSWER_HEADER[name], answer)

@@ -12,6 +12,8 @@ Match fields (regular expressions, ``re.search`` semantics, case-sensitive unles
   without a user part never matches;
 - ``from``, ``to``: the From and To header values as written;
 - ``source``: the peer's address, tried as ``ip:port`` (``[ip]:port`` for IPv6) and as ``ip``;
+- ``account``: the name of the account whose Contact the call came to (see accounts);
+  a call to no account never matches;
 - ``header:NAME``: the value of the first line of header NAME (any case, compact forms too);
   a missing header never matches.
 
@@ -56,7 +58,7 @@ SESSION = "session"
 REJECT = "reject"
 ACTIONS = (SESSION, REJECT)
 #: Match fields besides ``header:NAME``.
-MATCH_FIELDS = ("ruri", "ruri_user", "from", "to", "source")
+MATCH_FIELDS = ("ruri", "ruri_user", "from", "to", "source", "account")
 HEADER_PREFIX = "header:"
 #: The placeholders a reply body template may hold.
 TEMPLATE_FIELDS = ("local_ip", "rtp_port", "session_id", "session_version")
@@ -302,9 +304,10 @@ class IncomingPolicy:
     rules: tuple[Rule, ...] = ()
     default: Rule = MANUAL
 
-    def decide(self, request: Request, source: Target) -> Rule:
-        """The first rule matching ``request`` (received from ``source``), else the default."""
-        subject = _Subject(request, source)
+    def decide(self, request: Request, source: Target, account: str | None = None) -> Rule:
+        """The first rule matching ``request`` (received from ``source``, for the named
+        ``account`` when it came through one), else the default."""
+        subject = _Subject(request, source, account)
         for rule in self.rules:
             if subject.matches(rule.matchers):
                 return rule
@@ -372,11 +375,12 @@ def shortcut_rule(text: str) -> Rule:
 class _Subject:
     """The match fields of one request, computed once each, when first needed."""
 
-    __slots__ = ("_cache", "request", "source")
+    __slots__ = ("_cache", "account", "request", "source")
 
-    def __init__(self, request: Request, source: Target) -> None:
+    def __init__(self, request: Request, source: Target, account: str | None = None) -> None:
         self.request = request
         self.source = source
+        self.account = account
         self._cache: dict[str, tuple[str, ...]] = {}
 
     def matches(self, matchers: tuple[tuple[str, re.Pattern[str]], ...]) -> bool:
@@ -395,6 +399,8 @@ class _Subject:
             return (request.uri_text,)
         if name == "ruri_user":
             return _ruri_user(request)
+        if name == "account":
+            return () if self.account is None else (self.account,)
         if name == "source":
             host, port = self.source.host, self.source.port
             return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}", host)

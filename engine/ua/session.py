@@ -71,6 +71,8 @@ class Session:
     state: SessionState = SessionState.NEW
     remote_tag: str = ""
     proxy: SipUri | None = None
+    #: The account the call was placed from or came in for.
+    account: str | None = None
     #: The dialog once confirmed (or the UAS's early dialog).
     dialog: Dialog | None = None
     #: UAC: one early dialog per remote To-tag (forking).

@@ -649,3 +649,20 @@ def test_verify_round_trip(username, password, nonce, uri, algorithm, qop):
     assert value is not None
     assert verify_authorization(value, "MESSAGE", lambda u, r: password, body=b"hi", uri=uri)
     assert not verify_authorization(value, "MESSAGE", lambda u, r: password + "x", body=b"hi")
+
+
+def test_wildcard_realm_credential_answers_any_realm_with_the_challenges_realm() -> None:
+    from engine.sip.digest import Credential, DigestClient, parse_challenge, verify_authorization
+
+    client = DigestClient([Credential("alice", "*", "pw")], lambda: "c0ffee")
+    challenge = parse_challenge('Digest realm="pbx.example", nonce="n1", qop="auth"')
+    answer = client.authorize(challenge, "REGISTER", "sip:pbx.example")
+    assert answer is not None and 'realm="pbx.example"' in answer
+    assert verify_authorization(
+        answer, "REGISTER", lambda user, realm: "pw" if realm == "pbx.example" else None
+    )
+    exact = DigestClient(
+        [Credential("bob", "other", "x"), Credential("alice", "*", "pw")], lambda: "c"
+    )
+    assert exact.credential_for("other").username == "bob"
+    assert exact.credential_for("anything").username == "alice"

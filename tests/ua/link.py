@@ -74,14 +74,22 @@ class Network:
         self.deliver_if: Callable[[Wire], bool] = lambda wire: True
 
     def add(
-        self, name: str, host: str, *, incoming: str = "manual", flags: str = "", **config
+        self,
+        name: str,
+        host: str,
+        *,
+        incoming: str = "manual",
+        flags: str = "",
+        policy: IncomingPolicy | None = None,
+        **config,
     ) -> Node:
-        """A core at ``host``:5060 whose incoming calls follow shortcut ``incoming``, with
-        session ``flags``."""
+        """A core at ``host``:5060 whose incoming calls follow ``policy``, or the shortcut
+        ``incoming`` with session ``flags``."""
         address = Target("udp", host, 5060)
-        policy = IncomingPolicy.from_shortcut(incoming)
-        if flags:
-            policy = IncomingPolicy((), replace(policy.default, flags=flags))
+        if policy is None:
+            policy = IncomingPolicy.from_shortcut(incoming)
+            if flags:
+                policy = IncomingPolicy((), replace(policy.default, flags=flags))
         ua = UserAgent(UaConfig(local=(address,), policy=policy, **config), CountingIds(name))
         node = Node(name, ua, address)
         self.nodes[(host, 5060)] = node

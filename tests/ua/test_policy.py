@@ -385,17 +385,17 @@ REJECT = '[[incoming.rule]]\naction = "reject"\ncode = 486\n'
         (
             BASE + 'match = { user = "x" }\n',
             'incoming.rule[0].match.user: unknown match field "user" '
-            "(use ruri, ruri_user, from, to, source or header:NAME)",
+            "(use ruri, ruri_user, from, to, source, account or header:NAME)",
         ),
         (
             BASE + 'match = { "header:" = "x" }\n',
             'incoming.rule[0].match."header:": unknown match field "header:" '
-            "(use ruri, ruri_user, from, to, source or header:NAME)",
+            "(use ruri, ruri_user, from, to, source, account or header:NAME)",
         ),
         (
             BASE + 'match = { "header:X Y" = "x" }\n',
             'incoming.rule[0].match."header:X Y": unknown match field "header:X Y" '
-            "(use ruri, ruri_user, from, to, source or header:NAME)",
+            "(use ruri, ruri_user, from, to, source, account or header:NAME)",
         ),
         (
             BASE + "match = { ruri = 1 }\n",
