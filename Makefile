@@ -34,6 +34,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/parse.py
+	$(PY) bench/store.py
+	$(PY) bench/mi_latency.py
+	QT_QPA_PLATFORM=$${QT_QPA_PLATFORM:-offscreen} $(PY) bench/gui_lag.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
