@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from engine.api import RegistrationEvent
 from engine.api.engine import MessageRecord
 from engine.api.streams import Gap, Reader
 from engine.ua.events import SessionEvent
@@ -212,7 +213,7 @@ class EventLog:
                 if isinstance(item, Gap):
                     batch.gaps.append((now, name, item.lost, "writer queue full"))
                     log.warning("event log fell behind: %d %s lost", item.lost, name)
-                else:
+                elif not isinstance(item, RegistrationEvent):  # accounts are not logged (yet)
                     items.append(item)  # type: ignore[arg-type]
         return batch
 
