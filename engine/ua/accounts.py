@@ -258,10 +258,11 @@ class AccountBook:
                 )
             )
             if event == "FAILED":
+                retry = "" if reg.next_attempt is None else f" in {reg.next_attempt - now:.0f} s"
                 self._ua.notice(
                     "warning",
                     f"account {reg.account.name}: registration failed ({status} {reason}); "
-                    f"retrying at {reg.next_attempt}",
+                    f"retrying{retry}",
                 )
 
     def _reg(self, name: str) -> Registration:

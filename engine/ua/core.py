@@ -720,6 +720,8 @@ class UserAgent:
             headers.insert(0, ("Contact", s.local_contact))
         if method == "INVITE" and 200 <= code < 300:
             headers += [("Allow", self._allow), ("Supported", "100rel")]
+        if initial and 100 < code < 300:  # the dialog's route set (RFC 3261 section 12.1.1)
+            headers += [("Record-Route", v) for v in request.headers.get_all("record-route")]
         reliable = (
             initial
             and 100 < code < 200

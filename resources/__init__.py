@@ -1,0 +1,1 @@
+"""Files the console ships: icons (SVG), SDP templates and the default configuration."""
