@@ -272,6 +272,8 @@ class Engine:
         self._flush()
 
     def _on_trace(self, record: TraceRecord) -> None:
+        if not self._messages.reader_count:
+            return  # nobody reads the messages: do not build records for them
         local = Target(record.transport, record.local_host, record.local_port)
         remote = Target(record.transport, record.remote_host, record.remote_port)
         self._messages.publish(
