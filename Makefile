@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup run test lint format bench package clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -37,6 +37,12 @@ bench: $(STAMP)
 	$(PY) bench/store.py
 	$(PY) bench/mi_latency.py
 	QT_QPA_PLATFORM=$${QT_QPA_PLATFORM:-offscreen} $(PY) bench/gui_lag.py
+
+# dist/uaconsole_VERSION_ARCH.deb: the PyInstaller bundle in /opt/uaconsole, a launcher, a .desktop
+# entry and icons (Debian/Ubuntu; needs dpkg-deb and binutils, see packaging/linux/build_deb.py).
+package: $(STAMP)
+	@$(PY) -c 'import PyInstaller' 2>/dev/null || $(PY) -m pip install --quiet -e '.[package]'
+	QT_QPA_PLATFORM=offscreen $(PY) packaging/linux/build_deb.py $(PACKAGE_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -2,9 +2,13 @@
 
 import os
 import sys
+import time
 from importlib.metadata import PackageNotFoundError, version
 
 from engine import cli
+
+#: When this module was imported (the launch time where no better one is known).
+_IMPORTED_AT = time.time()
 
 USAGE = """\
 usage: uaconsole [gui|serve|mi|history] [options]
@@ -17,6 +21,9 @@ usage: uaconsole [gui|serve|mi|history] [options]
   uaconsole history list|show|search|export ...
                        look back at logged calls (see uaconsole history --help)
   uaconsole --version  print the version
+  uaconsole --self-test [--no-gui]
+                       call itself on 127.0.0.1 (answer, hold, hang up), check the event log
+                       and the console's Qt and resources offscreen; exit 0 only if all passed
 """
 
 
@@ -34,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     if args[:1] in (["--version"], ["-V"]):
         print(f"uaconsole {package_version()}")
         return 0
+    if args[:1] == ["--self-test"]:
+        from gui.selftest import main as self_test
+
+        return self_test(args[1:])
     if args[:1] in (["-h"], ["--help"]):
         print(USAGE, end="")
         return 0
@@ -59,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as error:  # Qt's system libraries missing: still do the job headless
         print(f"uaconsole: the window cannot start ({error}); running the engine headless.")
         return cli.main(args)
+    shown = os.environ.get("UACONSOLE_REPORT_SHOWN")
+    if shown:  # print the time from launch to the window shown (see gui.selftest)
+        from gui.selftest import report_window_shown
+
+        report_window_shown(shown, _IMPORTED_AT)
     return run(args)
 
 
