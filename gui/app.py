@@ -29,12 +29,12 @@ except ImportError:  # pragma: no cover
 from .backend import EmbeddedBackend, RemoteBackend
 from .gcpolicy import GcPolicy
 from .hub import SessionHub
-from .settings import accounts_of, default_config_path, gui_settings, load_document
+from .settings import default_config_path, gui_settings, load_document
 
 log = logging.getLogger("uaconsole.gui")
 
 #: Settings whose change needs a new engine (the rest apply at once).
-_ENGINE_TABLES = ("engine", "incoming", "mi", "store")
+_ENGINE_TABLES = ("engine", "incoming", "mi", "store", "accounts")
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -95,10 +95,6 @@ class Console:
     def gui(self) -> dict[str, Any]:
         """The [gui] table with defaults."""
         return gui_settings(self.document)
-
-    def accounts(self) -> list[str]:
-        """``user@realm`` of the configured credentials."""
-        return accounts_of(self.document)
 
     def engine_config(self) -> EngineConfig:
         """The document's engine configuration with the command-line flags on top."""

@@ -1,8 +1,9 @@
 """What the console drives: the embedded engine (or, through the same face, a remote one).
 
 A backend offers the session commands of ``engine.api.Engine`` (async), the event stream, the
-message stream when it has one, and a snapshot of a live session. The console never holds an
-engine object anywhere else.
+message stream when it has one, a snapshot of a live session, and the accounts' registrations
+(with commands to register and unregister). The console never holds an engine object anywhere
+else.
 """
 
 import asyncio
@@ -12,7 +13,7 @@ import time
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from engine.api import CommandError, Engine, EngineConfig, SessionInfo
+from engine.api import CommandError, Engine, EngineConfig, RegistrationInfo, SessionInfo
 
 
 class Backend(Protocol):
@@ -33,11 +34,14 @@ class Backend(Protocol):
     def sessions(self) -> list[SessionInfo]: ...
     def media_address(self) -> str: ...
     def rtp_port(self) -> int: ...
+    def registrations(self) -> list[RegistrationInfo]: ...
 
     async def client_start(self, ruri: str, to: str, from_: str, **kwargs: Any) -> str: ...
     async def reply(self, key: str, method: str, code: int, reason: str, **kwargs: Any) -> None: ...
     async def update(self, key: str, method: str, **kwargs: Any) -> None: ...
     async def terminate(self, key: str, **kwargs: Any) -> None: ...
+    async def register(self, account: str) -> None: ...
+    async def unregister(self, account: str) -> None: ...
 
 
 class EmbeddedBackend:
@@ -146,6 +150,20 @@ class EmbeddedBackend:
         self._check_running()
         await self.engine.terminate(key, **kwargs)
 
+    def registrations(self) -> list[RegistrationInfo]:
+        """Every account's registration, now (empty while the engine is down)."""
+        return self.engine.registrations() if self.engine.running else []
+
+    async def register(self, account: str) -> None:
+        """Register ``account`` now (``Engine.register``)."""
+        self._check_running()
+        await self.engine.register(account)
+
+    async def unregister(self, account: str) -> None:
+        """Remove ``account``'s binding now (``Engine.unregister``)."""
+        self._check_running()
+        await self.engine.unregister(account)
+
 
 class RemoteBackend:
     """Another ``uaconsole serve`` or an OpenSIPS 3.4 server, driven over MI (engine.api.remote).
@@ -153,7 +171,9 @@ class RemoteBackend:
     Events come from the server's stream; SIP messages are not visible over MI, so the ladder
     and SDP tabs stay empty for its sessions. Session snapshots are refreshed from
     ``ua_session_list`` at start, after every gap in the event stream (a reconnect), and every
-    few seconds; ``session_info`` answers from that copy.
+    few seconds; ``session_info`` answers from that copy. Registrations likewise: fetched with
+    ``ua_registration_list`` at start, every few seconds, after each registration event and
+    after each command, and handed to ``on_registrations``; OpenSIPS has none.
     """
 
     RESYNC_INTERVAL = 5.0
@@ -172,6 +192,13 @@ class RemoteBackend:
         #: Called with the list of live sessions after each resynchronisation.
         self.on_resync: Any = None
         self.resyncs = 0
+        self._registrations: list[RegistrationInfo] = []
+        #: False once the server said it has no accounts (OpenSIPS).
+        self.has_accounts = True
+        self._fetching: asyncio.Task[None] | None = None
+        self._fetch_again = False
+        #: Called with the accounts' registrations after each fetch.
+        self.on_registrations: Any = None
 
     async def start(self) -> None:
         """Connect; a failure is kept in ``start_error``."""
@@ -186,14 +213,16 @@ class RemoteBackend:
         self.listeners = [self.url]
         self._events = self.engine.events(maxsize=200_000)
         await self.resync()
+        await self.fetch_registrations()
         self._resync_task = asyncio.ensure_future(self._resync_loop())
 
     async def stop(self) -> None:
         """Disconnect (the remote engine and its calls go on)."""
-        if self._resync_task is not None:
-            self._resync_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._resync_task
+        for task in (self._resync_task, self._fetching):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if self.engine.running:
             await self.engine.stop()
 
@@ -226,6 +255,51 @@ class RemoteBackend:
         while True:
             await asyncio.sleep(self.RESYNC_INTERVAL)
             await self.resync()
+            self.refresh_registrations()
+
+    def registrations(self) -> list[RegistrationInfo]:
+        """The last registrations fetched."""
+        return list(self._registrations)
+
+    def refresh_registrations(self) -> None:
+        """Fetch the registrations soon (once more after the fetch under way, if one is)."""
+        if not self.has_accounts or not self.engine.running:
+            return
+        if self._fetching is not None and not self._fetching.done():
+            self._fetch_again = True
+            return
+        self._fetching = asyncio.ensure_future(self._fetch_until_current())
+
+    async def _fetch_until_current(self) -> None:
+        self._fetch_again = True
+        while self._fetch_again:
+            self._fetch_again = False
+            await self.fetch_registrations()
+
+    async def fetch_registrations(self) -> None:
+        """``ua_registration_list`` now; the answer goes to ``on_registrations``."""
+        if not self.has_accounts:
+            return
+        try:
+            infos = await self.engine.registrations()
+        except CommandError:  # no such command: an OpenSIPS server, or an older engine
+            self.has_accounts = False
+            infos = []
+        except Exception:  # unreachable for now: the next fetch will tell
+            return
+        self._registrations = infos
+        if self.on_registrations is not None:
+            self.on_registrations(infos)
+
+    async def register(self, account: str) -> None:
+        """``ua_register``."""
+        await self.engine.register(account)
+        self.refresh_registrations()
+
+    async def unregister(self, account: str) -> None:
+        """``ua_unregister``."""
+        await self.engine.unregister(account)
+        self.refresh_registrations()
 
     def session_info(self, key: str) -> SessionInfo | None:
         """The last snapshot of a session."""

@@ -446,9 +446,15 @@ def headers_check(edit: BodyEdit, required: tuple[str, ...] = ()) -> Callable[[]
 
 
 class OriginateForm(ActionForm):
-    """Place a call: ``client_start``."""
+    """Place a call: ``client_start``, from an account (``account=NAME``) or from no account.
+
+    From an account, an empty From is the account's identity, an empty proxy its outbound
+    proxy, and its credentials answer the challenges. With no account, the From typed is sent
+    and the credentials of Settings answer challenges by realm.
+    """
 
     send_text = "&Call"
+    NO_ACCOUNT = "No account"
 
     def __init__(
         self,
@@ -456,11 +462,12 @@ class OriginateForm(ActionForm):
         parent: QWidget | None = None,
         *,
         identity: dict[str, str] | None = None,
-        accounts: list[str] | None = None,
+        accounts: list[tuple[str, str]] | None = None,
         listeners: list[str] | None = None,
     ) -> None:
         super().__init__(hub, "Originate a call", parent)
         identity = identity or {}
+        self._identity = identity
         self.ruri = RecentCombo("ruri", "sip:bob@127.0.0.1:5070")
         self.add_row("&Request-URI:", self.ruri, "Where the INVITE goes")
         self.to = PartyFields("to", "To", "same as the Request-URI")
@@ -472,11 +479,24 @@ class OriginateForm(ActionForm):
         self.proxy = RecentCombo("proxy", "optional: sip:proxy.example.com;lr")
         self.add_row("Outbound &proxy:", self.proxy, "Every request of the call goes there")
         self.account = QComboBox()
-        self.account.addItem("Any configured credentials (matched by realm)")
-        for account in accounts or []:
-            self.account.addItem(account)
+        self.account.addItem(self.NO_ACCOUNT, None)
+        self.account.setItemData(
+            0,
+            "The From as typed; the credentials of Settings answer challenges by realm",
+            Qt.ItemDataRole.ToolTipRole,
+        )
+        for name, aor in accounts or []:
+            self.account.addItem(f"{name} ({aor})", name)
+        self._aors = dict(accounts or [])
         self.account.currentIndexChanged.connect(self._account_picked)
-        self.add_row("&Account:", self.account, "Credentials for digest challenges: Settings")
+        last = QSettings().value("recent/account", "")
+        if isinstance(last, str) and last in self._aors:
+            self.select_account(last)
+        self.add_row(
+            "&Account:",
+            self.account,
+            "Call from an account: its identity, outbound proxy and credentials",
+        )
         self.socket = QComboBox()
         self.socket.addItem("Automatic")
         for listener in listeners or []:
@@ -497,7 +517,10 @@ class OriginateForm(ActionForm):
         )
         self.check(self.to.name, lambda: validate.display_name_problem(self.to.name.text()))
         self.check(
-            self.from_.uri, lambda: validate.uri_problem(self.from_.uri.text(), what="From URI")
+            self.from_.uri,
+            lambda: validate.uri_problem(
+                self.from_.uri.text(), required=self.account_name() is None, what="From URI"
+            ),
         )
         self.check(self.from_.name, lambda: validate.display_name_problem(self.from_.name.text()))
         self.check(
@@ -512,12 +535,38 @@ class OriginateForm(ActionForm):
         self.revalidate()
         self.resize(680, 640)
 
-    def _account_picked(self, index: int) -> None:
-        if index <= 0:
-            return
-        user, _, realm = self.account.currentText().partition("@")
-        if user and realm:
-            self.from_.uri.setText(f"sip:{user.strip()}@{realm.strip()}")
+    def account_name(self) -> str | None:
+        """The account chosen, None for no account."""
+        name = self.account.currentData()
+        return name if isinstance(name, str) else None
+
+    def select_account(self, name: str | None) -> None:
+        """Choose an account by name (None: no account)."""
+        index = self.account.findData(name) if name is not None else 0
+        self.account.setCurrentIndex(max(index, 0))
+
+    def _account_picked(self, _index: int) -> None:
+        """From an account, the From and proxy left empty are the account's; the console's
+        default identity, filled in for calls from no account, would hide it."""
+        name = self.account_name()
+        defaults = {self._identity.get("default_from", ""), *self._aors.values()}
+        if name is not None:
+            if self.from_.uri.text() in defaults:
+                self.from_.uri.setText("")
+            if self.from_.name.text().strip() == self._identity.get("display_name", ""):
+                self.from_.name.setText("")
+            self.from_.uri.lineEdit().setPlaceholderText(
+                f"the account's identity, {self._aors.get(name, '')}"
+            )
+            self.proxy.lineEdit().setPlaceholderText("the account's outbound proxy, if it has one")
+        else:
+            if not self.from_.uri.text():
+                self.from_.uri.setText(self._identity.get("default_from", ""))
+            if not self.from_.name.text():
+                self.from_.name.setText(self._identity.get("display_name", ""))
+            self.from_.uri.lineEdit().setPlaceholderText("sip:operator@127.0.0.1")
+            self.proxy.lineEdit().setPlaceholderText("optional: sip:proxy.example.com;lr")
+        self.revalidate()
 
     async def perform(self) -> str | None:
         backend = self.hub.backend
@@ -525,10 +574,20 @@ class OriginateForm(ActionForm):
             raise RuntimeError("no engine is attached")
         ruri = self.ruri.text()
         to = self.to.value(fallback_uri=ruri)
-        from_ = self.from_.value()
+        account = self.account_name()
+        aor = self._aors.get(account, "") if account is not None else ""
+        if account is not None and not self.from_.uri.text():
+            # The engine uses the account's identity for an empty From; a display name typed
+            # goes with the account's address of record. A remote engine's MI needs a From.
+            from_ = self.from_.value(fallback_uri=aor) if self.from_.name.text().strip() else ""
+            if not from_ and getattr(backend, "url", None):
+                from_ = aor
+        else:
+            from_ = self.from_.value()
         body = self.sdp.body()
         pairs, _ = parse_header_lines(self.headers.text())
         socket = self.socket.currentText() if self.socket.currentIndex() > 0 else None
+        options: dict[str, object] = {"account": account} if account is not None else {}
         key = await backend.client_start(
             ruri,
             to,
@@ -538,8 +597,10 @@ class OriginateForm(ActionForm):
             extra_headers=header_block(pairs),
             flags=self.flags.text().replace(" ", ""),
             socket=socket,
+            **options,
         )
-        self.hub.note_outgoing(key, ruri, from_, to)
+        self.hub.note_outgoing(key, ruri, from_ or aor, to)
+        QSettings().setValue("recent/account", account or "")
         return key
 
 

@@ -6,8 +6,13 @@ QTimer, at most ten times a second, so a burst of thousands of events costs a fe
 and repaints. After each batch the hub emits what changed; the table models, the details pane,
 the event log and the status bar subscribe to those signals.
 
-Everything here is a copy of engine values (SessionEvent, MessageRecord, SessionInfo), never
-an engine object.
+The event stream carries SessionEvent and RegistrationEvent items in one numbering: session
+events move sessions on; registration events move the accounts' rows (``accounts``), which are
+then refreshed from the backend's registrations snapshot (the embedded engine's at once and once
+a second, a remote one's when its answer to ``ua_registration_list`` comes back).
+
+Everything here is a copy of engine values (SessionEvent, RegistrationEvent, MessageRecord,
+SessionInfo, RegistrationInfo), never an engine object.
 """
 
 import asyncio
@@ -22,7 +27,15 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engine.api import EventType, Gap, MessageRecord, SessionEvent, SessionInfo
+from engine.api import (
+    EventType,
+    Gap,
+    MessageRecord,
+    RegistrationEvent,
+    RegistrationInfo,
+    SessionEvent,
+    SessionInfo,
+)
 
 from .backend import Backend
 from .sipmsg import SipText, split_message
@@ -64,6 +77,140 @@ class State:
     )
     ENDED_STATES = (FAILED, REJECTED, CANCELLED, ENDED)
     LIVE = (INCOMING, CALLING, RINGING, ESTABLISHED, ON_HOLD, HELD)
+
+
+class AccountState:
+    """What the accounts table shows in its State column."""
+
+    REGISTERED = "Registered"
+    REGISTERING = "Registering"
+    UNREGISTERING = "Unregistering"
+    FAILED = "Failed"
+    #: Registering again after a failure (still failing until it succeeds).
+    RETRYING = "Retrying"
+    UNREGISTERED = "Not registered"
+
+    ALL = (REGISTERED, REGISTERING, UNREGISTERING, FAILED, RETRYING, UNREGISTERED)
+
+
+#: RegistrationState values (RegistrationInfo.state.value) as shown.
+_INFO_STATES = {
+    "registered": AccountState.REGISTERED,
+    "registering": AccountState.REGISTERING,
+    "unregistering": AccountState.UNREGISTERING,
+    "failed": AccountState.FAILED,
+    "unregistered": AccountState.UNREGISTERED,
+}
+#: RegistrationEvent types as the state they leave the account in.
+_EVENT_STATES = {
+    "REGISTERED": AccountState.REGISTERED,
+    "REFRESHED": AccountState.REGISTERED,
+    "UNREGISTERED": AccountState.UNREGISTERED,
+    "FAILED": AccountState.FAILED,
+}
+
+
+class AccountData:
+    """The console's record of one account's registration (plain values, owned by the GUI)."""
+
+    __slots__ = (
+        "aor",
+        "contact",
+        "expires",
+        "expires_at",
+        "failures",
+        "last_change",
+        "last_event",
+        "last_reason",
+        "last_status",
+        "name",
+        "next_attempt",
+        "public_address",
+        "registrar",
+        "state",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.aor = ""
+        self.registrar = ""
+        self.state = AccountState.UNREGISTERED
+        self.contact = ""
+        #: Seconds the registrar granted (0 when not registered).
+        self.expires = 0
+        #: Unix times: when the binding lapses, when the next REGISTER goes (refresh or retry).
+        self.expires_at: float | None = None
+        self.next_attempt: float | None = None
+        self.last_status = 0
+        self.last_reason = ""
+        self.public_address = ""
+        self.failures = 0
+        #: The last RegistrationEvent type seen, and when (Unix time, 0: none yet).
+        self.last_event = ""
+        self.last_change = 0.0
+
+    @property
+    def failed(self) -> bool:
+        """True from a failed attempt until one succeeds (retries included)."""
+        return self.state == AccountState.FAILED or (
+            self.state == AccountState.REGISTERING and self.failures > 0
+        )
+
+    @property
+    def shown_state(self) -> str:
+        """The state as the table shows it: Retrying for a REGISTER after failures."""
+        if self.state == AccountState.REGISTERING and self.failures > 0:
+            return AccountState.RETRYING
+        return self.state
+
+    @property
+    def last_reply(self) -> str:
+        """``401 Unauthorized``, or empty before any reply."""
+        if not self.last_status:
+            return self.last_reason
+        return f"{self.last_status} {self.last_reason}".strip()
+
+    def expires_in(self, now: float) -> float | None:
+        """Seconds until the binding lapses, None when there is none."""
+        return None if self.expires_at is None else max(0.0, self.expires_at - now)
+
+    def retry_in(self, now: float) -> float | None:
+        """Seconds until the next REGISTER, None when none is planned."""
+        return None if self.next_attempt is None else max(0.0, self.next_attempt - now)
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def take_info(self, info: RegistrationInfo) -> bool:
+        """Copy a snapshot; True when anything shown changed."""
+        before = self._values()
+        self.aor = info.aor
+        self.registrar = info.registrar
+        self.state = _INFO_STATES.get(info.state.value, AccountState.UNREGISTERED)
+        self.contact = info.contact
+        self.expires = info.expires
+        self.expires_at = info.expires_at
+        self.next_attempt = info.next_attempt
+        self.last_status = info.last_status
+        self.last_reason = info.last_reason
+        self.public_address = info.public_address or ""
+        self.failures = info.failures
+        return self._values() != before
+
+    def apply_event(self, event: RegistrationEvent) -> None:
+        """Move the row on by one registration event (a snapshot follows and corrects it)."""
+        self.aor = event.aor or self.aor
+        self.state = _EVENT_STATES.get(event.event_type, self.state)
+        self.last_status = event.status
+        self.last_reason = event.reason
+        self.expires = event.expires
+        self.expires_at = event.time + event.expires if event.expires else None
+        if event.event_type == "FAILED":
+            self.failures += 1
+        elif event.event_type in ("REGISTERED", "REFRESHED"):
+            self.failures = 0
+        self.last_event = event.event_type
+        self.last_change = event.time
 
 
 @dataclass(slots=True)
@@ -352,11 +499,23 @@ class SessionHub(QObject):
     backendChanged = Signal()
     #: The table was resynchronised with the engine's session list (events missed since last).
     resynced = Signal(int)
+    #: Accounts (names) that appeared, changed, went away.
+    accountsAdded = Signal(list)
+    accountsChanged = Signal(list)
+    accountsRemoved = Signal(list)
+    #: Accounts (names) whose registration just failed (they were not failed before).
+    registrationsFailed = Signal(list)
+    #: The RegistrationEvent items of the last batch, in order.
+    registrationEvents = Signal(list)
 
     def __init__(self, parent: QObject | None = None, *, keep_ended: float = 300.0) -> None:
         super().__init__(parent)
         self.backend: Backend | None = None
         self.sessions: dict[str, SessionData] = {}
+        #: Every account of the engine, in its order.
+        self.accounts: dict[str, AccountData] = {}
+        #: Accounts whose failure was announced (again only once they have recovered).
+        self._failure_said: set[str] = set()
         #: How long ended sessions stay in the table (s); then they go to history.
         self.keep_ended = keep_ended
         self.events_lost = 0
@@ -389,6 +548,9 @@ class SessionHub(QObject):
         self.backend = backend
         if hasattr(backend, "on_resync"):
             backend.on_resync = self.resync  # type: ignore[attr-defined]
+        if hasattr(backend, "on_registrations"):
+            backend.on_registrations = self.take_registrations  # type: ignore[attr-defined]
+        self.take_registrations(backend.registrations())
         events = backend.events()
         if events is not None:
             self._readers.append(asyncio.ensure_future(self._read(events, self._event_batch)))
@@ -444,10 +606,13 @@ class SessionHub(QObject):
         changed: dict[str, None] = {}
         ring: list[str] = []
         fresh: list[SessionEvent] = []
+        registrations: list[RegistrationEvent] = []
         for item in events:
             if isinstance(item, Gap):
                 self.events_lost += item.lost
-            else:
+            elif isinstance(item, RegistrationEvent):
+                registrations.append(item)
+            elif isinstance(item, SessionEvent):
                 fresh.append(item)
         messages: list[MessageRecord] = []
         for record in records:
@@ -481,6 +646,8 @@ class SessionHub(QObject):
         waiting = [k for k in ring if self.sessions[k].state == State.INCOMING]
         if waiting:
             self.incomingCalls.emit(waiting)
+        if registrations:
+            self._apply_registrations(registrations)
         if added or changed or events or records:
             self.statsChanged.emit()
 
@@ -533,6 +700,83 @@ class SessionHub(QObject):
     def _session_ended(self, s: SessionData) -> None:
         self._active -= 1
         self._ended_order.append((s.ended or time.time(), s.key))
+
+    # -- accounts --------------------------------------------------------------------------------
+
+    def _apply_registrations(self, events: list[RegistrationEvent]) -> None:
+        changed: dict[str, None] = {}
+        for event in events:
+            account = self.accounts.get(event.account)
+            if account is None:  # the snapshot below brings it in
+                continue
+            account.apply_event(event)
+            changed[account.name] = None
+        if changed:
+            self.accountsChanged.emit(list(changed))
+        self.registrationEvents.emit(events)
+        self._announce_failures(list(changed))
+        self.refresh_registrations()
+
+    def _announce_failures(self, names: list[str]) -> None:
+        """registrationsFailed for accounts that failed and were not said to since they last
+        registered (a registrar that stays down is announced once, not at every retry)."""
+        failed = []
+        for name in names:
+            account = self.accounts.get(name)
+            if account is None:
+                continue
+            if account.failed and name not in self._failure_said:
+                self._failure_said.add(name)
+                failed.append(name)
+            elif not account.failed and account.state != AccountState.REGISTERING:
+                self._failure_said.discard(name)
+        if failed:
+            self.registrationsFailed.emit(failed)
+
+    def refresh_registrations(self) -> None:
+        """Bring the accounts up to date with the engine (a remote one answers later)."""
+        backend = self.backend
+        if backend is None:
+            return
+        refresh = getattr(backend, "refresh_registrations", None)
+        if refresh is not None:
+            refresh()  # its answer comes back through take_registrations
+        else:
+            self.take_registrations(backend.registrations())
+
+    def take_registrations(self, infos: list[RegistrationInfo]) -> None:
+        """Make the accounts agree with a registrations snapshot."""
+        names = {info.account for info in infos}
+        removed = [name for name in self.accounts if name not in names]
+        for name in removed:
+            del self.accounts[name]
+            self._failure_said.discard(name)
+        added: list[str] = []
+        changed: list[str] = []
+        for info in infos:
+            account = self.accounts.get(info.account)
+            if account is None:
+                account = self.accounts[info.account] = AccountData(info.account)
+                account.take_info(info)
+                added.append(info.account)
+            elif account.take_info(info):
+                changed.append(info.account)
+        if removed:
+            self.accountsRemoved.emit(removed)
+        if added:
+            self.accountsAdded.emit(added)
+        if changed:
+            self.accountsChanged.emit(changed)
+        self._announce_failures(changed)
+        if removed or added or changed:
+            self.statsChanged.emit()
+
+    def account_counts(self) -> dict[str, int]:
+        """How many accounts show each AccountState (only states that have some)."""
+        counts: dict[str, int] = {}
+        for account in self.accounts.values():
+            counts[account.shown_state] = counts.get(account.shown_state, 0) + 1
+        return counts
 
     # -- resynchronisation (remote engines) --------------------------------------------------------
 
@@ -589,6 +833,9 @@ class SessionHub(QObject):
             del self._orphans[callid]
         while self._created_times and self._created_times[0] < now - 5:
             self._created_times.popleft()
+        backend = self.backend
+        if backend is not None and not hasattr(backend, "refresh_registrations"):
+            self.take_registrations(backend.registrations())  # the embedded engine: cheap
         self.statsChanged.emit()
 
     # -- counters --------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The main window: sessions table, details pane, event log dock, status bar, actions."""
+"""The main window: sessions table, details pane, event log and accounts docks, status bar,
+actions."""
 
 import asyncio
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QPushButton,
     QSplitter,
     QSystemTrayIcon,
     QTableView,
@@ -30,8 +32,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.api import RegistrationEvent
 from engine.api.sdp import OfferError, set_direction
 
+from .accounts import AccountsView, summary
 from .assets import icon
 from .details import SessionDetails
 from .forms import (
@@ -87,6 +91,7 @@ class MainWindow(QMainWindow):
         self.proxy.setSourceModel(self.sessions_model)
         self.events_model = EventTableModel(capacity=20000, parent=self)
         hub.eventsAppended.connect(self._on_events)
+        hub.registrationEvents.connect(self._on_events)
 
         # Central area: banners, filter bar, table | details
         central = QWidget()
@@ -184,9 +189,7 @@ class MainWindow(QMainWindow):
         self.log_view.verticalHeader().setDefaultSectionSize(22)
         self.log_view.horizontalHeader().setStretchLastSection(True)
         self.log_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.log_view.doubleClicked.connect(
-            lambda index: self.select_key(str(index.data(KEY_ROLE)))
-        )
+        self.log_view.doubleClicked.connect(self._log_double_clicked)
         for column, width in enumerate((96, 56, 160, 90, 46, 80, 52, 120)):
             self.log_view.setColumnWidth(column, width)
         self.log_tabs.addTab(self.log_view, "Live")
@@ -195,6 +198,28 @@ class MainWindow(QMainWindow):
         self.log_tabs.currentChanged.connect(self._log_tab_changed)
         self.log_dock.setWidget(self.log_tabs)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
+
+        # Accounts dock, a tab next to the event log
+        self.act_register = self._action(
+            "Re&gister account",
+            self.register_selected,
+            "Ctrl+Shift+G",
+            tip="Register the selected account now (or refresh its registration)",
+        )
+        self.act_unregister = self._action(
+            "U&nregister account",
+            lambda: self.register_selected(unregister=True),
+            "Ctrl+Shift+U",
+            tip="Remove the selected account's binding at its registrar",
+        )
+        self.accounts_view = AccountsView(hub, self.act_register, self.act_unregister)
+        self.accounts_view.editRequested.connect(lambda: self.open_settings(tab="accounts"))
+        self.accounts_dock = QDockWidget("Accounts", self)
+        self.accounts_dock.setObjectName("accountsDock")
+        self.accounts_dock.setWidget(self.accounts_view)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.accounts_dock)
+        self.tabifyDockWidget(self.log_dock, self.accounts_dock)
+        self.log_dock.raise_()
 
         # Status bar
         self.status_listeners = QLabel()
@@ -207,11 +232,20 @@ class MainWindow(QMainWindow):
         self.status_store.setAccessibleName("Event log")
         self.status_mi = QLabel()
         self.status_mi.setAccessibleName("Control API")
+        self.status_accounts = QPushButton()
+        self.status_accounts.setObjectName("statusAccounts")
+        self.status_accounts.setFlat(True)
+        self.status_accounts.setAccessibleName("Accounts")
+        self.status_accounts.setToolTip("Show the accounts (Ctrl+2)")
+        self.status_accounts.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.status_accounts.clicked.connect(self.show_accounts)
+        self.status_accounts.hide()
         self.status_lost = QLabel()
         self.status_lost.setAccessibleName("Events lost")
         self.status_lost.setStyleSheet("color: #b3261e; font-weight: bold;")
         for label in (
             self.status_listeners,
+            self.status_accounts,
             self.status_mi,
             self.status_store,
             self.status_active,
@@ -225,6 +259,7 @@ class MainWindow(QMainWindow):
         hub.sessionsChanged.connect(self._sessions_changed)
         hub.incomingCalls.connect(self._ring)
         hub.resynced.connect(self._resynced)
+        hub.registrationsFailed.connect(self._registrations_failed)
 
         self._build_actions()
         self.tray: QSystemTrayIcon | None = None
@@ -348,6 +383,9 @@ class MainWindow(QMainWindow):
         self.act_ladder = a("Show the &ladder", self.details.show_ladder, "Ctrl+L")
         self.act_log = self.log_dock.toggleViewAction()
         self.act_log.setShortcut(QKeySequence("Ctrl+J"))
+        self.act_accounts = a(
+            "&Accounts", self.show_accounts, "Ctrl+2", tip="Show the accounts and registrations"
+        )
         self.act_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_about = a("&About UA Console", self._about)
         self.act_connect = a(
@@ -379,11 +417,24 @@ class MainWindow(QMainWindow):
         ):
             calls.addSeparator() if action is None else calls.addAction(action)
         view = menu.addMenu("&View")
-        for action in (self.act_filter, self.act_table, self.act_ladder, self.act_log):
+        for action in (
+            self.act_filter,
+            self.act_table,
+            self.act_ladder,
+            self.act_log,
+            self.act_accounts,
+        ):
             view.addAction(action)
         engine = menu.addMenu("&Engine")
-        engine.addAction(self.act_connect)
-        engine.addAction(self.act_embedded)
+        for action in (
+            self.act_accounts,
+            self.act_register,
+            self.act_unregister,
+            None,
+            self.act_connect,
+            self.act_embedded,
+        ):
+            engine.addSeparator() if action is None else engine.addAction(action)
         tools = menu.addMenu("&Tools")
         tools.addAction(self.act_settings)
         menu.addMenu("&Help").addAction(self.act_about)
@@ -562,7 +613,7 @@ class MainWindow(QMainWindow):
         self._notice_timer.start(15000 if error else 5000)
 
     def update_status(self) -> None:
-        """Listeners, active sessions, calls per second, events lost."""
+        """Listeners, accounts, active sessions, calls per second, events lost."""
         backend = self.hub.backend
         if backend is None:
             self.status_listeners.setText("No engine")
@@ -574,6 +625,27 @@ class MainWindow(QMainWindow):
             listeners = ", ".join(backend.listeners) or "no listeners"
             self.status_listeners.setText(f"Listening on {listeners}")
         self.status_active.setText(f"Active: {self.hub.active_count}")
+        accounts = summary(self.hub)
+        failed = any(a.failed for a in self.hub.accounts.values())
+        if accounts != self.status_accounts.text() or failed != self.status_accounts.property(
+            "failed"
+        ):
+            self.status_accounts.setText(accounts)
+            self.status_accounts.setProperty("failed", failed)
+            self.status_accounts.setStyleSheet(
+                "QPushButton#statusAccounts { color: #b3261e; font-weight: bold; border: none;"
+                " padding: 0 4px; }"
+                if failed
+                else "QPushButton#statusAccounts { border: none; padding: 0 4px; }"
+            )
+            self.status_accounts.setAccessibleDescription(
+                "Some registrations failed; click to see why" if failed else ""
+            )
+        self.status_accounts.setVisible(bool(accounts))
+        failures = sum(a.failed for a in self.hub.accounts.values())
+        title = f"Accounts ({failures} failed)" if failures else "Accounts"
+        if self.accounts_dock.windowTitle() != title:
+            self.accounts_dock.setWindowTitle(title)
         self.status_rate.setText(f"{self.hub.calls_per_second():.1f} calls/s")
         lost = self.hub.events_lost + self.hub.messages_lost
         if lost:
@@ -659,6 +731,15 @@ class MainWindow(QMainWindow):
         if at_bottom:
             view.scrollToBottom()
 
+    def _log_double_clicked(self, index: Any) -> None:
+        """A session's event shows the session; an account's, the account."""
+        event = self.events_model.event_at(index.row())
+        if isinstance(event, RegistrationEvent):
+            self.show_accounts()
+            self.accounts_view.select(event.account)
+        else:
+            self.select_key(str(index.data(KEY_ROLE)))
+
     def _ring(self, keys: list[str]) -> None:
         """An incoming call: window alert, tray message."""
         QApplication.alert(self, 0)
@@ -697,7 +778,7 @@ class MainWindow(QMainWindow):
     def open_originate(self) -> OriginateForm:
         """The Originate form."""
         identity = self.console.gui if self.console is not None else {}
-        accounts = self.console.accounts() if self.console is not None else []
+        accounts = [(a.name, a.aor) for a in self.hub.accounts.values()]
         backend = self.hub.backend
         form = OriginateForm(
             self.hub,
@@ -858,14 +939,18 @@ class MainWindow(QMainWindow):
 
         return self.hub.spawn(run())
 
-    def open_settings(self, tab: int = 0) -> QWidget | None:
-        """The settings dialog (writes the TOML file; the engine restarts when needed)."""
+    def open_settings(self, tab: int | str = 0) -> QWidget | None:
+        """The settings dialog (writes the TOML file; the engine restarts when needed), at a
+        page given by its index or name ("accounts")."""
         if self.console is None:
             return None
         from .settings import SettingsDialog
 
         dialog = SettingsDialog(self.console.config_path, self.console.document, self)
-        dialog.tabs.setCurrentIndex(tab)
+        if isinstance(tab, str):
+            dialog.show_page(tab)
+        else:
+            dialog.tabs.setCurrentIndex(tab)
         dialog.saved.connect(self._settings_saved)
         self._open(dialog)
         return dialog
@@ -898,6 +983,56 @@ class MainWindow(QMainWindow):
     def _retry(self) -> None:
         if self.console is not None:
             self.hub.spawn(self.console.restart(self.console.document))
+
+    # -- accounts --------------------------------------------------------------------------------
+
+    def show_accounts(self) -> None:
+        """Bring the Accounts view to the front and focus its table."""
+        self.accounts_dock.show()
+        self.accounts_dock.raise_()
+        target = self.accounts_view.table if self.hub.accounts else self.accounts_view.edit_button
+        target.setFocus()
+
+    def register_selected(self, unregister: bool = False) -> asyncio.Task[Any] | None:
+        """Register (or unregister) the account selected in the Accounts view."""
+        name = self.accounts_view.current_name()
+        if name is None:
+            self.show_accounts()
+            self.say(
+                "Select an account in the Accounts view first."
+                if self.hub.accounts
+                else "There are no accounts: add one in Settings, Accounts."
+            )
+            return None
+
+        async def run() -> None:
+            backend = self.hub.backend
+            if backend is None:
+                return
+            try:
+                if unregister:
+                    await backend.unregister(name)
+                else:
+                    await backend.register(name)
+            except Exception as error:
+                self.say(explain(error))
+                return
+            self.hub.refresh_registrations()
+
+        return self.hub.spawn(run())
+
+    def _registrations_failed(self, names: list[str]) -> None:
+        """A registration failed: say so once (the row stays red until it recovers)."""
+        parts = []
+        for name in names:
+            account = self.hub.accounts.get(name)
+            if account is not None:
+                parts.append(f"{name} ({account.last_reply or 'no answer'})")
+        if parts:
+            self.say(
+                f"Registration failed: {', '.join(parts)}. The engine retries; the Accounts "
+                "view (Ctrl+2) says why."
+            )
 
     def _resynced(self, missed: int) -> None:
         if missed:

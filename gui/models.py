@@ -24,7 +24,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush, QColor
 
-from engine.api import SessionEvent
+from engine.api import RegistrationEvent, SessionEvent
 
 from .hub import SessionData, SessionHub, State
 
@@ -337,16 +337,21 @@ def _event_time(value: float) -> str:
     return datetime.fromtimestamp(value).strftime("%H:%M:%S.%f")[:-3]
 
 
+#: An event log row: a session's event, or an account's (Key "account NAME", Side "REG").
+LogEvent = SessionEvent | RegistrationEvent
+
+
 class EventTableModel(QAbstractTableModel):
-    """SessionEvent rows, newest last, at most ``capacity`` of them (the oldest go first)."""
+    """Event rows (SessionEvent, RegistrationEvent), newest last, at most ``capacity`` of them
+    (the oldest go first)."""
 
     COLUMNS = ("Time", "Seq", "Key", "Event", "Side", "Method", "Status", "Reason", "Origin")
 
     def __init__(self, capacity: int = 20000, parent: Any = None) -> None:
         super().__init__(parent)
         self.capacity = capacity
-        self._items: list[SessionEvent] = []
-        #: Optional filter: only events of this key are appended.
+        self._items: list[LogEvent] = []
+        #: Optional filter: only events of this session key are appended.
         self.only_key: str | None = None
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
@@ -374,13 +379,15 @@ class EventTableModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
             return self._cell(event, column)
         if role == KEY_ROLE:
-            return event.key
+            return event.key if isinstance(event, SessionEvent) else ""
         if role == Qt.ItemDataRole.ForegroundRole and column == 3:
             colour = _EVENT_COLOURS.get(event.event_type)
             return QBrush(QColor(colour)) if colour else None
         return None
 
-    def _cell(self, event: SessionEvent, column: int) -> Any:
+    def _cell(self, event: LogEvent, column: int) -> Any:
+        if isinstance(event, RegistrationEvent):
+            return _registration_cell(event, column)
         values: tuple[Callable[[SessionEvent], Any], ...] = (
             lambda e: _event_time(e.time),
             lambda e: str(e.seq),
@@ -394,20 +401,20 @@ class EventTableModel(QAbstractTableModel):
         )
         return values[column](event) if 0 <= column < len(values) else None
 
-    def event_at(self, row: int) -> SessionEvent | None:
+    def event_at(self, row: int) -> LogEvent | None:
         """The event of a row."""
         return self._items[row] if 0 <= row < len(self._items) else None
 
-    def set_events(self, events: Sequence[SessionEvent]) -> None:
+    def set_events(self, events: Sequence[LogEvent]) -> None:
         """Replace every row."""
         self.beginResetModel()
         self._items = list(events[-self.capacity :])
         self.endResetModel()
 
-    def append(self, events: Sequence[SessionEvent]) -> None:
+    def append(self, events: Sequence[LogEvent]) -> None:
         """Add rows at the end, dropping the oldest beyond the capacity."""
         if self.only_key is not None:
-            events = [e for e in events if e.key == self.only_key]
+            events = [e for e in events if getattr(e, "key", None) == self.only_key]
         if not events:
             return
         events = list(events[-self.capacity :])
@@ -422,6 +429,21 @@ class EventTableModel(QAbstractTableModel):
         self.endInsertRows()
 
 
+def _registration_cell(event: RegistrationEvent, column: int) -> Any:
+    values = (
+        _event_time(event.time),
+        str(event.seq),
+        f"account {event.account}",
+        event.event_type,
+        "REG",
+        "REGISTER",
+        str(event.status) if event.status else "",
+        event.reason,
+        event.origin,
+    )
+    return values[column] if 0 <= column < len(values) else None
+
+
 _EVENT_COLOURS = {
     "NEW": "#9a6200",
     "EARLY": "#0b3c80",
@@ -429,4 +451,8 @@ _EVENT_COLOURS = {
     "REJECTED": "#a3231c",
     "UPDATED": "#4b2a86",
     "TERMINATED": "#555555",
+    "REGISTERED": "#145c2c",
+    "REFRESHED": "#145c2c",
+    "UNREGISTERED": "#555555",
+    "FAILED": "#a3231c",
 }

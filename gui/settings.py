@@ -3,10 +3,16 @@
 The console edits the keys it knows and keeps every other key and table of the file as it was
 (incoming rules, MI subscribers...). Before writing, the whole document is checked by
 ``EngineConfig.from_dict``, so a file the console saves always starts the headless engine too.
+
+The Accounts page edits the ``[[accounts]]`` tables (registrations, and identities to call
+from); the Credentials page the ``engine.credentials`` that answer challenges by realm for calls
+from no account. Passwords live only in the file (written readable by its owner only), are
+masked on screen and never logged.
 """
 
 import copy
 import os
+import re
 import tempfile
 import tomllib
 from pathlib import Path
@@ -16,6 +22,7 @@ import platformdirs
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -25,6 +32,8 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -101,14 +110,31 @@ def gui_settings(document: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def accounts_of(document: dict[str, Any]) -> list[str]:
-    """``user@realm`` of each configured credential (never the password)."""
-    result = []
-    for text in document.get("engine", {}).get("credentials", []) or []:
-        parts = str(text).split(":", 2)
-        if len(parts) == 3:
-            result.append(f"{parts[0]}@{parts[1]}")
-    return result
+#: Defaults of an [[accounts]] table (engine/api/config.py): a value equal to its default is
+#: not written unless the table had the key already.
+ACCOUNT_DEFAULTS: dict[str, Any] = {
+    "expires": 3600,
+    "transport": "udp",
+    "keepalive": 30,
+    "register": True,
+}
+#: The text fields of an account: key, label, placeholder, tooltip.
+ACCOUNT_TEXT_FIELDS = (
+    ("name", "&Name:", "alice", "A short name: the Accounts view, the Originate form, MI"),
+    ("aor", "Address o&f record:", "sip:alice@pbx.example.com", "The identity registered"),
+    ("registrar", "Re&gistrar:", "default: the AoR's domain", "Where REGISTER goes"),
+    (
+        "outbound_proxy",
+        "&Outbound proxy:",
+        "optional: sip:proxy.example.com;lr",
+        "Every request of the account goes there first (REGISTER too)",
+    ),
+    ("username", "&User name:", "default: the AoR's user", "For digest authentication"),
+    ("password", "Pass&word:", "", "Kept in the configuration file only (readable by you)"),
+    ("realm", "Real&m:", "default: any realm its servers name", "The realm of the password"),
+    ("display_name", "Displa&y name:", "optional: Alice", "The From's display name"),
+)
+_ACCOUNT_INDEX = re.compile(r"^accounts\[(\d+)\]\.?")
 
 
 class _PasswordDelegate(QStyledItemDelegate):
@@ -177,33 +203,38 @@ class SettingsDialog(QDialog):
         self.display_name.setAccessibleName("Display name")
         form.addRow("Display name:", self.display_name)
 
-        # Accounts
-        _, form = self._page("&Accounts")
-        self.accounts = QTableWidget(0, 3)
-        self.accounts.setAccessibleName("Accounts")
-        self.accounts.setHorizontalHeaderLabels(["User", "Realm", "Password"])
-        self.accounts.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.accounts.setItemDelegateForColumn(2, _PasswordDelegate(self.accounts))
-        self.accounts.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        # Accounts ([[accounts]] tables)
+        self._build_accounts_page()
+
+        # Credentials (engine.credentials)
+        page, form = self._page("C&redentials")
+        page.setObjectName("credentials")
+        self.credentials = QTableWidget(0, 3)
+        self.credentials.setAccessibleName("Credentials")
+        self.credentials.setHorizontalHeaderLabels(["User", "Realm", "Password"])
+        self.credentials.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.credentials.setItemDelegateForColumn(2, _PasswordDelegate(self.credentials))
+        self.credentials.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         for text in _as_list(engine.get("credentials")):
             parts = text.split(":", 2)
             if len(parts) == 3:
-                self._add_account(*parts)
+                self._add_credential(*parts)
         buttons = QWidget()
         row = QHBoxLayout(buttons)
         row.setContentsMargins(0, 0, 0, 0)
-        add = QPushButton("&Add account")
-        remove = QPushButton("&Remove account")
-        add.clicked.connect(lambda: self._add_account("", "", ""))
-        remove.clicked.connect(self._remove_account)
+        add = QPushButton("Add &credential")
+        remove = QPushButton("Remove c&redential")
+        add.clicked.connect(lambda: self._add_credential("", "", ""))
+        remove.clicked.connect(self._remove_credential)
         row.addWidget(add)
         row.addWidget(remove)
         row.addStretch()
-        form.addRow(self.accounts)
+        form.addRow(self.credentials)
         form.addRow(buttons)
         note = QLabel(
-            "Credentials answer digest challenges of their realm. They are kept in the "
-            "configuration file (readable by you only) and are never written to the log."
+            "For calls from no account: credentials answer digest challenges of their realm "
+            "(an account has its own, on the Accounts page). They are kept in the configuration "
+            "file (readable by you only) and are never written to the log."
         )
         note.setWordWrap(True)
         form.addRow(note)
@@ -299,7 +330,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(box)
         for widget in (self.listen, self.default_from):
             widget.textChanged.connect(self._live_check)
-        self.resize(640, 480)
+        self.resize(780, 640)
 
     def _page(self, title: str) -> tuple[QWidget, QFormLayout]:
         page = QWidget()
@@ -307,17 +338,224 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(page, title)
         return page, form
 
-    def _add_account(self, user: str, realm: str, password: str) -> None:
-        row = self.accounts.rowCount()
-        self.accounts.insertRow(row)
-        for column, text in enumerate((user, realm, password)):
-            self.accounts.setItem(row, column, QTableWidgetItem(text))
+    def show_page(self, name: str) -> None:
+        """Show the page whose object name (or title without its mnemonic) is ``name``."""
+        for index in range(self.tabs.count()):
+            page = self.tabs.widget(index)
+            title = self.tabs.tabText(index).replace("&", "").lower()
+            if name.lower() in (page.objectName().lower(), title):
+                self.tabs.setCurrentIndex(index)
+                return
 
-    def _remove_account(self) -> None:
-        rows = sorted({i.row() for i in self.accounts.selectedIndexes()}, reverse=True)
-        for row in rows or [self.accounts.rowCount() - 1]:
+    def _add_credential(self, user: str, realm: str, password: str) -> None:
+        row = self.credentials.rowCount()
+        self.credentials.insertRow(row)
+        for column, text in enumerate((user, realm, password)):
+            self.credentials.setItem(row, column, QTableWidgetItem(text))
+
+    def _remove_credential(self) -> None:
+        rows = sorted({i.row() for i in self.credentials.selectedIndexes()}, reverse=True)
+        for row in rows or [self.credentials.rowCount() - 1]:
             if row >= 0:
-                self.accounts.removeRow(row)
+                self.credentials.removeRow(row)
+
+    # -- the Accounts page -----------------------------------------------------------------------
+
+    def _build_accounts_page(self) -> None:
+        page = QWidget()
+        page.setObjectName("accounts")
+        self.tabs.addTab(page, "&Accounts")
+        column = QVBoxLayout(page)
+        outer = QHBoxLayout()
+        column.addLayout(outer, 1)
+        left = QVBoxLayout()
+        self.account_list = QListWidget()
+        self.account_list.setAccessibleName("Accounts")
+        self.account_list.setMinimumWidth(200)
+        self.account_list.currentRowChanged.connect(self._account_selected)
+        left.addWidget(self.account_list, 1)
+        buttons = QHBoxLayout()
+        self.add_account_button = QPushButton("A&dd")
+        self.add_account_button.setAccessibleName("Add an account")
+        self.add_account_button.clicked.connect(lambda: self.add_account())
+        self.remove_account_button = QPushButton("Remo&ve")
+        self.remove_account_button.setAccessibleName("Remove the selected account")
+        self.remove_account_button.clicked.connect(self.remove_account)
+        buttons.addWidget(self.add_account_button)
+        buttons.addWidget(self.remove_account_button)
+        left.addLayout(buttons)
+        outer.addLayout(left)
+
+        self.account_form = QWidget()
+        form = QFormLayout(self.account_form)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.account_fields: dict[str, QLineEdit] = {}
+        for key, label, placeholder, tip in ACCOUNT_TEXT_FIELDS:
+            edit = QLineEdit()
+            edit.setPlaceholderText(placeholder)
+            edit.setToolTip(tip)
+            edit.setAccessibleName(label.replace("&", "").rstrip(":"))
+            if key == "password":
+                edit.setEchoMode(QLineEdit.EchoMode.Password)
+            edit.textEdited.connect(self._account_edited)
+            self.account_fields[key] = edit
+            caption = QLabel(label)
+            caption.setBuddy(edit)
+            form.addRow(caption, edit)
+        self.account_expires = QSpinBox()
+        self.account_expires.setRange(10, 7 * 86400)
+        self.account_expires.setSuffix(" s")
+        self.account_expires.setAccessibleName("Expires")
+        self.account_expires.setToolTip("The registration interval asked for")
+        self.account_transport = QComboBox()
+        self.account_transport.addItems(["udp", "tcp", "tls"])
+        self.account_transport.setAccessibleName("Transport")
+        self.account_transport.setToolTip("The transport to the registrar and proxy")
+        self.account_keepalive = QDoubleSpinBox()
+        self.account_keepalive.setRange(0, 3600)
+        self.account_keepalive.setDecimals(1)
+        self.account_keepalive.setSuffix(" s")
+        self.account_keepalive.setSpecialValueText("none")
+        self.account_keepalive.setAccessibleName("Keep-alive interval")
+        self.account_keepalive.setToolTip(
+            "OPTIONS over UDP, CRLF over TCP and TLS; a binding that stops answering is renewed"
+        )
+        self.account_register = QCheckBox("R&egister at start (else the account only places calls)")
+        self.account_register.setAccessibleName("Register at start")
+        for label, widget in (
+            ("E&xpires:", self.account_expires),
+            ("Trans&port:", self.account_transport),
+            ("&Keep-alive every:", self.account_keepalive),
+        ):
+            caption = QLabel(label)
+            caption.setBuddy(widget)
+            form.addRow(caption, widget)
+        form.addRow(self.account_register)
+        self.account_expires.valueChanged.connect(self._account_edited)
+        self.account_transport.currentTextChanged.connect(self._account_edited)
+        self.account_keepalive.valueChanged.connect(self._account_edited)
+        self.account_register.toggled.connect(self._account_edited)
+        outer.addWidget(self.account_form, 1)
+        self.account_problem = QLabel()
+        self.account_problem.setObjectName("problem")
+        self.account_problem.setWordWrap(True)
+        self.account_problem.setAccessibleName("Account problem")
+        column.addWidget(self.account_problem)
+        note = QLabel(
+            "An account registers the console at a PBX or registrar, so that calls reach it, "
+            "and places calls with its identity, outbound proxy and credentials. The password "
+            "stays in the configuration file (readable by you only) and is never logged."
+        )
+        note.setWordWrap(True)
+        column.addWidget(note)
+
+        tables = self.document.get("accounts", [])
+        #: The [[accounts]] tables being edited (copies; unknown keys kept).
+        self.account_tables: list[dict[str, Any]] = [
+            dict(t) for t in (tables if isinstance(tables, list) else []) if isinstance(t, dict)
+        ]
+        #: The keys each table had when read: a default value is written back only for those.
+        self._account_keys: list[set[str]] = [set(t) for t in self.account_tables]
+        self._loading = False
+        for table in self.account_tables:
+            self.account_list.addItem(QListWidgetItem(_account_label(table)))
+        if self.account_tables:
+            self.account_list.setCurrentRow(0)
+        else:
+            self._account_selected(-1)
+
+    def add_account(self, table: dict[str, Any] | None = None) -> int:
+        """A new account (blank, or ``table``), selected; its index."""
+        table = dict(table or {})
+        if "name" not in table:
+            taken = {str(t.get("name", "")) for t in self.account_tables}
+            number = 1
+            while f"account{number}" in taken:
+                number += 1
+            table["name"] = f"account{number}"
+        self.account_tables.append(table)
+        self._account_keys.append(set(table) - set(ACCOUNT_DEFAULTS))
+        self.account_list.addItem(QListWidgetItem(_account_label(table)))
+        index = len(self.account_tables) - 1
+        self.account_list.setCurrentRow(index)
+        self.account_fields["aor"].setFocus()
+        return index
+
+    def remove_account(self) -> None:
+        """Remove the selected account."""
+        index = self.account_list.currentRow()
+        if not 0 <= index < len(self.account_tables):
+            return
+        del self.account_tables[index]
+        del self._account_keys[index]
+        self.account_list.takeItem(index)
+        self._account_selected(self.account_list.currentRow())
+
+    def _account_selected(self, index: int) -> None:
+        valid = 0 <= index < len(self.account_tables)
+        self.account_form.setEnabled(valid)
+        self.remove_account_button.setEnabled(valid)
+        table = self.account_tables[index] if valid else {}
+        self._loading = True
+        try:
+            for key, edit in self.account_fields.items():
+                edit.setText(str(table.get(key, "")))
+            self.account_expires.setValue(int(_num(table.get("expires"), 3600)))
+            self.account_transport.setCurrentText(str(table.get("transport", "udp")))
+            self.account_keepalive.setValue(_num(table.get("keepalive"), 30))
+            self.account_register.setChecked(bool(table.get("register", True)))
+        finally:
+            self._loading = False
+        self._account_check()
+
+    def _account_edited(self, *_: Any) -> None:
+        """Copy the form into the selected table."""
+        if self._loading:
+            return
+        index = self.account_list.currentRow()
+        if not 0 <= index < len(self.account_tables):
+            return
+        table = self.account_tables[index]
+        had = self._account_keys[index]
+        for key, edit in self.account_fields.items():
+            text = edit.text() if key == "password" else edit.text().strip()
+            if text:
+                table[key] = text
+            else:
+                table.pop(key, None)
+        keepalive = self.account_keepalive.value()
+        values: dict[str, Any] = {
+            "expires": self.account_expires.value(),
+            "transport": self.account_transport.currentText(),
+            "keepalive": int(keepalive) if keepalive == int(keepalive) else keepalive,
+            "register": self.account_register.isChecked(),
+        }
+        for key, value in values.items():
+            if value != ACCOUNT_DEFAULTS[key] or key in had:
+                table[key] = value
+            else:
+                table.pop(key, None)
+        item = self.account_list.item(index)
+        if item is not None:
+            item.setText(_account_label(table))
+        self.error.hide()  # it was about the values before this edit
+        self._account_check()
+
+    def _account_check(self) -> None:
+        """What is wrong with the selected account, under its form."""
+        index = self.account_list.currentRow()
+        found = None
+        if 0 <= index < len(self.account_tables):
+            found = account_problem(self.account_tables, index)
+        field, problem = found or ("", "")
+        for key, edit in self.account_fields.items():
+            bad = key == field
+            if edit.property("invalid") != bad:
+                edit.setProperty("invalid", bad)
+                edit.style().unpolish(edit)
+                edit.style().polish(edit)
+        self.account_problem.setText(f"• {problem[:1].upper()}{problem[1:]}" if problem else "")
+        self.account_problem.setVisible(bool(problem))
 
     def _live_check(self) -> None:
         problem = validate.uri_problem(self.default_from.text(), required=False, what="From URI")
@@ -342,8 +580,8 @@ class SettingsDialog(QDialog):
             else:
                 engine.pop(name, None)
         credentials = []
-        for row in range(self.accounts.rowCount()):
-            cells = [self.accounts.item(row, c) for c in range(3)]
+        for row in range(self.credentials.rowCount()):
+            cells = [self.credentials.item(row, c) for c in range(3)]
             user, realm, password = (c.text().strip() if c else "" for c in cells)
             if user or realm or password:
                 credentials.append(f"{user}:{realm}:{password}")
@@ -351,6 +589,11 @@ class SettingsDialog(QDialog):
             engine["credentials"] = credentials
         else:
             engine.pop("credentials", None)
+        accounts = [dict(table) for table in self.account_tables]
+        if accounts:
+            doc["accounts"] = accounts
+        else:
+            doc.pop("accounts", None)
         for name, spin in self.timers.items():
             engine[name] = round(spin.value(), 3)
         engine["max_duration"] = self.max_duration.value()
@@ -380,10 +623,16 @@ class SettingsDialog(QDialog):
 
     def problem(self, doc: dict[str, Any]) -> str | None:
         """What is wrong with the document, in words; None when the engine accepts it."""
-        for account in doc.get("engine", {}).get("credentials", []):
-            user, realm, password = account.split(":", 2)
+        for credential in doc.get("engine", {}).get("credentials", []):
+            user, realm, password = credential.split(":", 2)
             if not (user and realm and password):
-                return "Accounts: every account needs a user, a realm and a password."
+                return "Credentials: every credential needs a user, a realm and a password."
+        tables = doc.get("accounts", [])
+        for index in range(len(tables) if isinstance(tables, list) else 0):
+            found = account_problem(tables, index)
+            if found:
+                self._show_account(index)
+                return f"Accounts, {_account_label(tables[index])}: {found[1]}"
         problem = validate.uri_problem(
             str(doc["gui"].get("default_from", "")), required=False, what="default From URI"
         )
@@ -395,8 +644,22 @@ class SettingsDialog(QDialog):
         try:
             EngineConfig.from_dict(doc)
         except ConfigError as error:
-            return f"{error}"
+            found = _ACCOUNT_INDEX.match(error.key or "")
+            if found is None:
+                return f"{error}"
+            index = int(found.group(1))
+            field = error.key[found.end() :]
+            # The value may be a password: say what is wrong, never the value.
+            what = "the password must be one line" if field == "password" else error.problem
+            self._show_account(index)
+            name = _account_label(tables[index]) if index < len(tables) else f"#{index + 1}"
+            return f"Accounts, {name}: {field + ': ' if field else ''}{what}"
         return None
+
+    def _show_account(self, index: int) -> None:
+        if 0 <= index < self.account_list.count():
+            self.show_page("accounts")
+            self.account_list.setCurrentRow(index)
 
     def save(self) -> None:
         """Check, write, and tell the window."""
@@ -412,9 +675,51 @@ class SettingsDialog(QDialog):
             self.error.setText(f"Cannot write {self.path}: {error}")
             self.error.show()
             return
+        self.error.hide()
         self.document = doc
         self.saved.emit(doc)
         self.accept()
+
+
+def account_problem(tables: list[dict[str, Any]], index: int) -> tuple[str, str] | None:
+    """What is wrong with ``tables[index]``: (its key, the problem in words), or None. The
+    engine's own check follows at Save."""
+    table = tables[index]
+    name = str(table.get("name", "")).strip()
+    if not name:
+        return "name", "the name is needed"
+    if any(c in name for c in "\r\n\x00"):
+        return "name", "the name must be one line"
+    if any(str(t.get("name", "")).strip() == name for t in tables[:index]):
+        return "name", f"the name {name!r} is taken by another account"
+    aor = str(table.get("aor", ""))
+    problem = validate.sip_uri_problem(aor, what="address of record")
+    if problem:
+        return "aor", problem
+    if "@" not in aor:
+        return "aor", "the address of record needs a user: sip:user@domain"
+    for key, what in (("registrar", "registrar"), ("outbound_proxy", "outbound proxy")):
+        problem = validate.sip_uri_problem(str(table.get(key, "")), required=False, what=what)
+        if problem:
+            return key, problem
+    if any(c in str(table.get("password", "")) for c in "\r\n\x00"):
+        return "password", "the password must be one line"
+    if ("username" in table or "realm" in table) and not table.get("password"):
+        return "password", "the password is needed with a user name or realm (or clear them)"
+    problem = validate.display_name_problem(str(table.get("display_name", "")))
+    return ("display_name", problem) if problem else None
+
+
+def _account_label(table: dict[str, Any]) -> str:
+    name = str(table.get("name", "")) or "(no name)"
+    aor = str(table.get("aor", ""))
+    return f"{name} ({aor})" if aor else name
+
+
+def _num(value: Any, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return float(default)
+    return float(value)
 
 
 def _as_list(item: Any) -> list[str]:

@@ -65,6 +65,7 @@ class Engine:
         self._transport: SipTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._events: Broadcast[SessionEvent | RegistrationEvent] = Broadcast()
         self._messages: Broadcast[MessageRecord] = Broadcast()
         self.started_at: float | None = None
@@ -89,6 +90,7 @@ class Engine:
             on_trace=self._on_trace,
             on_error=self._on_send_error,
         )
+        self._loop = asyncio.get_running_loop()
         listeners = await transport.start(config.listen)
         self._transport = transport
         local = tuple(Target(li.transport, _advertised(li.host), li.port) for li in listeners)
@@ -317,10 +319,10 @@ class Engine:
             self._timer.cancel()
             self._timer = None
         self._timer_deadline = deadline
-        if deadline is not None:
-            loop = asyncio.get_running_loop()
+        if deadline is not None and self._loop is not None:
+            # the loop the engine started on: the console's qasync loop may be between runs
             delay = max(0.0, deadline - time.time())
-            self._timer = loop.call_at(loop.time() + delay, self._on_timer)
+            self._timer = self._loop.call_at(self._loop.time() + delay, self._on_timer)
 
 
 def _advertised(host: str) -> str:

@@ -11,6 +11,10 @@ It drives another ``uaconsole serve`` or an OpenSIPS 3.4 server with ``b2b_entit
   its eight fields: ``seq`` is then counted here, ``time`` is the arrival time, the dialog
   identifiers are empty and ``origin`` is ``remote``.
 - ``messages()`` never yields: SIP messages are not visible through MI.
+- ``registrations()`` is a coroutine too (``ua_registration_list``); ``register`` and
+  ``unregister`` are ``ua_register`` and ``ua_unregister``. A UA Console server's
+  ``E_UA_REGISTRATION`` notifications arrive in the same stream as RegistrationEvent items;
+  OpenSIPS has no accounts (its MI answers these commands with an error).
 
 Refusals raise the same :class:`CommandError` as the Engine (code, message, detail from the
 JSON-RPC error); an unreachable server raises :class:`RemoteUnavailable`.
@@ -30,12 +34,14 @@ import aiohttp
 
 from engine.ua.errors import CommandError
 from engine.ua.events import SessionEvent, SessionInfo, SessionState
+from engine.ua.registration import RegistrationEvent, RegistrationInfo, RegistrationState
 
 from .streams import Broadcast, Gap, Reader
 
 log = logging.getLogger("uaconsole.remote")
 
 EVENT_NAME = "E_UA_SESSION"
+REGISTRATION_EVENT = "E_UA_REGISTRATION"
 
 
 class RemoteUnavailable(Exception):
@@ -96,6 +102,48 @@ def session_event_from_params(params: dict[str, Any], seq: int | None = None) ->
     )
 
 
+def _optional_float(value: Any) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+def registration_info_from_mi(data: dict[str, Any]) -> RegistrationInfo:
+    """A ``ua_registration_list`` object as a RegistrationInfo."""
+    try:
+        state = RegistrationState(str(data.get("state", "unregistered")))
+    except ValueError:
+        state = RegistrationState.UNREGISTERED
+    public = data.get("public_address")
+    return RegistrationInfo(
+        account=str(data.get("account", "")),
+        aor=str(data.get("aor", "")),
+        registrar=str(data.get("registrar", "")),
+        state=state,
+        contact=str(data.get("contact", "")),
+        expires=int(data.get("expires", 0) or 0),
+        expires_at=_optional_float(data.get("expires_at")),
+        last_status=int(data.get("last_status", 0) or 0),
+        last_reason=str(data.get("last_reason", "") or ""),
+        next_attempt=_optional_float(data.get("next_attempt")),
+        public_address=None if public in (None, "") else str(public),
+        failures=int(data.get("failures", 0) or 0),
+    )
+
+
+def registration_event_from_params(params: dict[str, Any], seq: int = 0) -> RegistrationEvent:
+    """An ``E_UA_REGISTRATION`` notification's params as a RegistrationEvent."""
+    return RegistrationEvent(
+        account=str(params.get("account", "")),
+        event_type=str(params.get("event_type", "")),
+        status=int(params.get("status", 0) or 0),
+        reason=str(params.get("reason", "") or ""),
+        expires=int(params.get("expires", 0) or 0),
+        aor=str(params.get("aor", "")),
+        seq=int(params["seq"]) if "seq" in params else seq,
+        time=float(params.get("time", time.time())),
+        origin=str(params.get("origin", "remote")),
+    )
+
+
 class _Datagrams(asyncio.DatagramProtocol):
     def __init__(self, on_data: Any) -> None:
         self.on_data = on_data
@@ -131,7 +179,7 @@ class RemoteEngine:
         self._expire = expire
         self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
-        self._events: Broadcast[SessionEvent] = Broadcast()
+        self._events: Broadcast[SessionEvent | RegistrationEvent] = Broadcast()
         self._messages: Broadcast[Any] = Broadcast()
         self._feed: asyncio.Task[None] | None = None
         self._udp: asyncio.DatagramTransport | None = None
@@ -235,11 +283,13 @@ class RemoteEngine:
         extra_headers: str | None = None,
         flags: str = "",
         socket: str | None = None,
+        account: str | None = None,
     ) -> str:
-        """Place a call; the new session's key."""
+        """Place a call (from ``account`` if named: a UA Console server only); the new
+        session's key."""
         params = _named(
             ruri=ruri, to=to, proxy=proxy, body=body, content_type=content_type,
-            extra_headers=extra_headers, flags=flags or None, socket=socket,
+            extra_headers=extra_headers, flags=flags or None, socket=socket, account=account,
         )  # fmt: skip
         params["from"] = from_
         return str(await self.call("ua_session_client_start", params))
@@ -296,10 +346,28 @@ class RemoteEngine:
             result = result[0]
         return session_info_from_mi(result)
 
+    # -- accounts --------------------------------------------------------------------------------
+
+    async def registrations(self) -> list[RegistrationInfo]:
+        """Every account's registration (``ua_registration_list``; a coroutine here)."""
+        result = await self.call("ua_registration_list")
+        if isinstance(result, dict):  # one account
+            result = [result]
+        return [registration_info_from_mi(item) for item in result or [] if isinstance(item, dict)]
+
+    async def register(self, account: str) -> None:
+        """Register (or refresh) ``account`` now (``ua_register``)."""
+        await self.call("ua_register", {"account": account})
+
+    async def unregister(self, account: str) -> None:
+        """Remove ``account``'s binding now (``ua_unregister``)."""
+        await self.call("ua_unregister", {"account": account})
+
     # -- streams ---------------------------------------------------------------------------------
 
-    def events(self, maxsize: int = 10000) -> Reader[SessionEvent]:
-        """A new reader of every SessionEvent from now on; starts the feed on first use."""
+    def events(self, maxsize: int = 10000) -> Reader[SessionEvent | RegistrationEvent]:
+        """A new reader of every event (SessionEvent, and RegistrationEvent from a UA Console
+        server) from now on; starts the feed on first use."""
         reader = self._events.reader(maxsize)
         if self._feed is None and self._session is not None:
             use_ws = self._events_mode == "websocket" or (
@@ -349,6 +417,10 @@ class RemoteEngine:
         method, params = note.get("method"), note.get("params") or {}
         if method == EVENT_NAME:
             self._publish(params)
+        elif method == REGISTRATION_EVENT:
+            registration = registration_event_from_params(params, next(self._local_seq))
+            self.last_seq = max(self.last_seq, registration.seq)
+            self._events.publish(registration)
         elif method == "events_lost":
             self._events.publish(Gap(int(params.get("count", 0))))  # type: ignore[arg-type]
             self.last_seq = max(self.last_seq, int(params.get("last_seq", 0)))

@@ -106,7 +106,15 @@ class Commands:
                 "ua_session_client_start",
                 Signature(
                     ("ruri", "to", "from"),
-                    ("proxy", "body", "content_type", "extra_headers", "flags", "socket"),
+                    (
+                        "proxy",
+                        "body",
+                        "content_type",
+                        "extra_headers",
+                        "flags",
+                        "socket",
+                        "account",
+                    ),
                     needs={"content_type": "body"},
                 ),
                 self.client_start,
@@ -214,6 +222,8 @@ class Commands:
                     f"({', '.join(sorted(local))})",
                 )
             kwargs["socket"] = socket
+        if "account" in p:
+            kwargs["account"] = check_line("account", p["account"], MAX_KEY)
         limit = self.config.max_sessions
         if limit and len(self.engine.sessions()) >= limit:
             raise MiError(

@@ -855,7 +855,15 @@ class UserAgent:
         if method == "INVITE":
             s.state = SessionState.MODIFIED
 
+    def _preload_proxy_route(self, s: Session, request: Request) -> None:
+        """In a dialog that no proxy record-routed, a request sent to the session's outbound
+        proxy carries it as a Route (RFC 3261 section 8.1.2's preloaded route), so that a
+        loose-routing proxy relays it to the Request-URI instead of refusing it."""
+        if s.proxy is not None and "route" not in request.headers:
+            request.headers.insert_first("Route", f"<{s.proxy.with_params(lr=None)}>")
+
     def _send_in_dialog(self, s: Session, request: Request, purpose: str, now: float) -> None:
+        self._preload_proxy_route(s, request)
         request.headers.insert_first("Via", _via(s.local))
         if self.config.user_agent and request.method != "ACK":
             request.headers.add("User-Agent", self.config.user_agent)
@@ -884,6 +892,7 @@ class UserAgent:
             "Via",
             _via(s.local, self._ids.branch()),
         )
+        self._preload_proxy_route(s, ack)
         target = self._next_hop(s, ack)
         self.txn.send_stateless(ack, target, now)
         s.acks[dialog.remote_tag] = (ack.to_bytes(), target)

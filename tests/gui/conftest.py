@@ -223,3 +223,25 @@ def assert_not_blank(image: QImage, name: str) -> None:
             if len(colours) > 8:
                 return
     raise AssertionError(f"{name}: the screenshot is blank ({len(colours)} colours)")
+
+
+@pytest.fixture
+def registrar(qloop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[Any]:
+    """The Kamailio registrar and proxy of tests/kamailio (users alice and bob, password
+    "secret", domain ua.test) on a free port of 127.0.0.1, run on the qasync loop. Ask for it
+    before ``make_console``, so that the consoles stop (and unregister) before it does."""
+    from tests.kamailio.conftest import Kamailio
+
+    server = Kamailio(tmp_path)
+    qloop.run_until_complete(asyncio.wait_for(server.start(), 20))
+    yield server
+    qloop.run_until_complete(asyncio.wait_for(server.stop(), 20))
+
+
+def write_config(app_dir: Path, document: dict[str, Any]) -> Path:
+    """Write ``uaconsole.toml`` (the file ``make_console`` reads) in ``app_dir``."""
+    from gui.settings import save_document
+
+    path = app_dir / "uaconsole.toml"
+    save_document(path, document)
+    return path

@@ -293,3 +293,29 @@ def test_junk_from_the_network_never_raises_and_gets_400_when_answerable() -> No
     # the stray 2xx is for no call of ours: dropped, never ACKed nor BYEd
     assert out == [b"SIP/2.0 200 OK", b"SIP/2.0 400 CSeq number out of range: 99999999999"]
     assert any("dropped" in n.message for n in iter(a.ua.next_notice, None))
+
+
+def test_in_dialog_requests_preload_the_outbound_proxy_when_nothing_record_routed() -> None:
+    seen: list[Request] = []
+
+    def proxy_and_callee(message, source, now):
+        if isinstance(message, Request):
+            seen.append(message)
+            if message.method in ("INVITE", "BYE"):
+                return [ok_for(message, "callee", "<sip:bob@127.0.0.8>")]
+        return []
+
+    net = Network()
+    a = net.add("a", "127.0.0.1")
+    net.add_script("proxy", "127.0.0.8", proxy_and_callee)
+    key = a.ua.client_start(
+        "sip:bob@example.test", "sip:bob@example.test", "sip:alice@127.0.0.1", net.now,
+        proxy="sip:127.0.0.8", body=SDP,
+    )  # fmt: skip
+    net.advance(1)
+    a.ua.terminate(key, net.now)
+    net.advance(1)
+    invite, ack, bye = seen
+    assert "route" not in invite.headers  # the initial request goes to the proxy as it is
+    assert ack.headers.get("route") == bye.headers.get("route") == "<sip:127.0.0.8;lr>"
+    assert bye.uri_text == "sip:bob@127.0.0.8"
