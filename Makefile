@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(PY) bench/store.py
 	$(PY) bench/mi_latency.py
 	QT_QPA_PLATFORM=$${QT_QPA_PLATFORM:-offscreen} $(PY) bench/gui_lag.py
+	$(PY) bench/cps.py
+	$(PY) bench/memory.py
 
 # dist/uaconsole_VERSION_ARCH.deb: the PyInstaller bundle in /opt/uaconsole, a launcher, a .desktop
 # entry and icons (Debian/Ubuntu; needs dpkg-deb and binutils, see packaging/linux/build_deb.py).

@@ -6,7 +6,6 @@ Bad flags or configuration are reported in one line that names the bad value, wi
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from engine.api.config import LOG_LEVELS, EngineConfig
 from engine.api.engine import Engine
+from engine.api.gcpolicy import GcPolicy
 from engine.api.streams import Gap
 from engine.mi.cli import add_mi_arguments, mi_config_from_args, start_mi_server, stop_mi_server
 from engine.mi.cli import main as mi_main  # noqa: F401  (``uaconsole mi``, see gui.launcher)
@@ -100,14 +100,6 @@ async def log_sessions(engine: Engine) -> None:
             log.info("session %s ended (%s, %s)", event.key, event.method, event.origin)
 
 
-def tune_gc() -> None:
-    """Collect garbage less often. A busy engine keeps many live objects (transactions linger
-    32 s to absorb retransmissions) and the default thresholds made collection a third of the
-    core's CPU (bench/core_calls.py: 430 us per call with the defaults, 290 us with these)."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-
-
 async def serve(
     config: EngineConfig,
     *,
@@ -116,7 +108,6 @@ async def serve(
     store: StoreOptions | None = None,
 ) -> int:
     """Run the engine (and the control API, if ``mi`` is given) until SIGINT or SIGTERM."""
-    tune_gc()
     engine = Engine(config)
     event_log = await start_event_log(engine, store)  # the event log (``store`` None: none)
     try:
@@ -135,6 +126,7 @@ async def serve(
         return 1
     if mi_server is not None:
         print(f"uaconsole control API on {mi_server.url}", flush=True)
+    gc_policy = asyncio.create_task(GcPolicy(lambda: engine.activity).run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -151,6 +143,7 @@ async def serve(
         await engine.stop()
         await logger
         await stop_event_log(event_log)
+        gc_policy.cancel()
     return 0
 
 

@@ -66,6 +66,7 @@ class Engine:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._activity = 0
         self._events: Broadcast[SessionEvent | RegistrationEvent] = Broadcast()
         self._messages: Broadcast[MessageRecord] = Broadcast()
         self.started_at: float | None = None
@@ -144,6 +145,11 @@ class Engine:
     def running(self) -> bool:
         """True between start() and stop()."""
         return self._core is not None
+
+    @property
+    def activity(self) -> int:
+        """A number that changes whenever the engine handles a message or a command."""
+        return self._activity
 
     @property
     def listeners(self) -> list[Listener]:
@@ -302,6 +308,7 @@ class Engine:
         self._flush()
 
     def _flush(self) -> None:
+        self._activity += 1
         core = self._core
         transport = self._transport
         if core is None or transport is None:
