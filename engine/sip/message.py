@@ -316,11 +316,9 @@ def _parse_start_line(line: str) -> Request | Response:
     return request
 
 
-def _parse_header_block(text: str, limits: Limits) -> Headers:
+def _parse_header_block(text: str, limits: Limits, unfolded: bool = False) -> Headers:
     if not text:
         return Headers([], checked=True)
-    if "\r\n " in text or "\r\n\t" in text:
-        text = _FOLD_RE.sub(" ", text)
     lines = text.split("\r\n")
     if len(lines) > limits.max_headers:
         raise ParseError(f"more than {limits.max_headers} header lines")
@@ -333,6 +331,9 @@ def _parse_header_block(text: str, limits: Limits) -> Headers:
         name, colon, value = line.partition(":")
         key = known.get(name)
         if key is None:
+            if i and not unfolded and line[:1] in (" ", "\t"):
+                # line folding (rare): unfold all, then start again
+                return _parse_header_block(_FOLD_RE.sub(" ", text), limits, unfolded=True)
             name = name.rstrip(" \t")
             if not colon or not is_token(name):
                 raise ParseError(f"malformed header line {line[:80]!r}")
@@ -377,6 +378,9 @@ def _frame_body(headers: Headers, rest: bytes, limits: Limits) -> bytes:
     return rest[:length]
 
 
+_ADDRESS_HEADERS = (("from", _parse_from), ("to", _parse_to))
+
+
 def _check_routing_headers(message: Request | Response) -> None:
     """Check the Request-URI and the routing headers that are present, so that a malformed one
     is refused at the door. Whether the mandatory ones are all there is the validator's question
@@ -395,7 +399,7 @@ def _check_routing_headers(message: Request | Response) -> None:
         if SIMPLE_VIA_RE.fullmatch(value) is None or ";rport=" in value:
             headers.parsed("via", _parse_all_vias)
             break
-    for key, parser in (("from", _parse_from), ("to", _parse_to)):
+    for key, parser in _ADDRESS_HEADERS:
         positions = index.get(key)
         if positions is not None and NAME_ADDR_SHAPE_RE.fullmatch(items[positions[0]][1]) is None:
             headers.parsed(key, parser)
