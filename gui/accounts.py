@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QPersistentModelIndex,
     Qt,
@@ -38,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from .hub import AccountData, AccountState, SessionHub
 from .models import _runs, format_duration
+from .tablemodel import ColumnsModel
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -127,7 +127,7 @@ def describe_state(account: AccountData, now: float) -> str:
     return "Not registered."
 
 
-class AccountTableModel(QAbstractTableModel):
+class AccountTableModel(ColumnsModel):
     """One row per account the hub knows, in the engine's order."""
 
     COLUMNS = (
@@ -138,6 +138,15 @@ class AccountTableModel(QAbstractTableModel):
         "Failures",
         "Public address",
         "Last reply",
+    )
+    HEADER_TIPS = (
+        "The account's name (the name of its [[accounts]] table)",
+        "The address of record the account registers",
+        "Where the registration stands",
+        "Time until the binding lapses; after a failure, time until the next attempt",
+        "Failed attempts in a row",
+        "Our address as the registrar sees it (Via received and rport), behind NAT",
+        "The registrar's last answer to a REGISTER (408: no answer)",
     )
     NAME, AOR, STATE, EXPIRES, FAILURES, PUBLIC, REPLY = range(7)
 
@@ -157,28 +166,14 @@ class AccountTableModel(QAbstractTableModel):
 
     # -- the Qt model interface ------------------------------------------------------------------
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(self.COLUMNS):
-            if role == Qt.ItemDataRole.DisplayRole:
-                return self.COLUMNS[section]
-            if role == Qt.ItemDataRole.ToolTipRole:
-                return _HEADER_TIPS[section]
-        return None
+    def _count(self) -> int:
+        return len(self._rows)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
+        cell = self._cell_at(index)
+        if cell is None:
             return None
-        row, column = index.row(), index.column()
-        if not (0 <= row < len(self._rows) and 0 <= column < len(self.COLUMNS)):
-            return None
+        row, column = cell
         account = self._rows[row]
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(account, column)
@@ -280,17 +275,6 @@ class AccountTableModel(QAbstractTableModel):
         if self._rows:
             column = self.EXPIRES
             self.dataChanged.emit(self.index(0, column), self.index(len(self._rows) - 1, column))
-
-
-_HEADER_TIPS = (
-    "The account's name (the name of its [[accounts]] table)",
-    "The address of record the account registers",
-    "Where the registration stands",
-    "Time until the binding lapses; after a failure, time until the next attempt",
-    "Failed attempts in a row",
-    "Our address as the registrar sees it (Via received and rport), behind NAT",
-    "The registrar's last answer to a REGISTER (408: no answer)",
-)
 
 
 class _KeepColoursDelegate(QStyledItemDelegate):

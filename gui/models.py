@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QPersistentModelIndex,
     QSortFilterProxyModel,
@@ -27,6 +26,7 @@ from PySide6.QtGui import QBrush, QColor
 from engine.api import RegistrationEvent, SessionEvent
 
 from .hub import SessionData, SessionHub, State
+from .tablemodel import ColumnsModel
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -67,10 +67,20 @@ def short_party(text: str) -> str:
     return head
 
 
-class SessionTableModel(QAbstractTableModel):
+class SessionTableModel(ColumnsModel):
     """One row per session the hub knows."""
 
     COLUMNS = ("Key", "Dir", "From", "To", "State", "Duration", "Last event", "Final")
+    HEADER_TIPS = (
+        "The session key (its Call-ID for a call placed here)",
+        "Direction: in for a call received, out for a call placed",
+        "The From header of the initial INVITE",
+        "The To header of the initial INVITE",
+        "The state of the session",
+        "Time since answer (or since the start while unanswered)",
+        "The last event the engine reported",
+        "The final status of the initial INVITE",
+    )
     KEY, DIRECTION, FROM, TO, STATE, DURATION, LAST_EVENT, FINAL = range(8)
     #: Columns whose values change during a session: a sort by them is redone once a second.
     MUTABLE = frozenset({STATE, DURATION, LAST_EVENT, FINAL, FROM, TO})
@@ -97,28 +107,14 @@ class SessionTableModel(QAbstractTableModel):
 
     # -- the Qt model interface ------------------------------------------------------------------
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(self.COLUMNS):
-            if role == Qt.ItemDataRole.DisplayRole:
-                return self.COLUMNS[section]
-            if role == Qt.ItemDataRole.ToolTipRole:
-                return _HEADER_TIPS[section]
-        return None
+    def _count(self) -> int:
+        return len(self._rows)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
+        cell = self._cell_at(index)
+        if cell is None:
             return None
-        row, column = index.row(), index.column()
-        if not (0 <= row < len(self._rows) and 0 <= column < len(self.COLUMNS)):
-            return None
+        row, column = cell
         s = self._rows[row]
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(s, column)
@@ -250,18 +246,6 @@ class SessionTableModel(QAbstractTableModel):
             self._resort()
 
 
-_HEADER_TIPS = (
-    "The session key (its Call-ID for a call placed here)",
-    "Direction: in for a call received, out for a call placed",
-    "The From header of the initial INVITE",
-    "The To header of the initial INVITE",
-    "The state of the session",
-    "Time since answer (or since the start while unanswered)",
-    "The last event the engine reported",
-    "The final status of the initial INVITE",
-)
-
-
 def _runs(rows: Sequence[int]) -> Iterable[tuple[int, int]]:
     """Contiguous runs (first, last) of sorted row numbers."""
     if not rows:
@@ -341,7 +325,7 @@ def _event_time(value: float) -> str:
 LogEvent = SessionEvent | RegistrationEvent
 
 
-class EventTableModel(QAbstractTableModel):
+class EventTableModel(ColumnsModel):
     """Event rows (SessionEvent, RegistrationEvent), newest last, at most ``capacity`` of them
     (the oldest go first)."""
 
@@ -354,22 +338,8 @@ class EventTableModel(QAbstractTableModel):
         #: Optional filter: only events of this session key are appended.
         self.only_key: str | None = None
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._items)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(self.COLUMNS)
-        ):
-            return self.COLUMNS[section]
-        return None
+    def _count(self) -> int:
+        return len(self._items)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._items):
