@@ -206,9 +206,17 @@ class History:
             [since if since is not None else 0.0],
         )
 
+    def registrations(self, account: str | None = None, *, limit: int = 200) -> list[dict]:
+        """Registration changes, newest first (all accounts, or one)."""
+        where, params = ("WHERE account = ?", [account]) if account else ("", [])
+        return self._rows(
+            f"SELECT * FROM registrations {where} ORDER BY time DESC, id DESC LIMIT ?",
+            [*params, limit],
+        )
+
     def counts(self) -> dict[str, int]:
         """Rows per table."""
         return {
             table: self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("sessions", "events", "messages", "gaps")
+            for table in ("sessions", "events", "messages", "gaps", "registrations")
         }

@@ -126,6 +126,19 @@ def m003_gaps_and_session_details(db: Database) -> None:
     db["messages"].create_index(["session_key"])
 
 
+@MIGRATIONS()
+def m004_registrations(db: Database) -> None:
+    """Account registration changes (RegistrationEvent), beside the session events."""
+    db["registrations"].create(
+        {
+            "id": int, "seq": int, "time": float, "account": str, "event_type": str,
+            "status": int, "reason": str, "expires": int, "aor": str, "origin": str,
+        },
+        pk="id",  # seq starts again at each engine start
+    )  # fmt: skip
+    db["registrations"].create_index(["account", "time"])
+
+
 class StoreError(Exception):
     """The event log file cannot be used; ``str()`` is one line a person can act on."""
 

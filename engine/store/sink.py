@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from engine.api import RegistrationEvent
 from engine.api.engine import MessageRecord
 from engine.ua.events import EventType, SessionEvent
 
@@ -56,6 +57,9 @@ _UPSERT_TAIL = " ON CONFLICT([key]) DO UPDATE SET " + ", ".join(
     f"[{c}] = excluded.[{c}]" for c in SESSION_COLUMNS[1:]
 )
 _GAP_COLUMNS = ("time", "stream", "lost", "reason")
+_REGISTRATION_COLUMNS = (
+    "seq", "time", "account", "event_type", "status", "reason", "expires", "aor", "origin",
+)  # fmt: skip
 
 
 def _insert_many(
@@ -88,9 +92,10 @@ class Batch:
     messages: list[MessageRecord] = field(default_factory=list)
     #: (time, stream, lost, reason) for each loss.
     gaps: list[tuple[float, str, int, str]] = field(default_factory=list)
+    registrations: list[RegistrationEvent] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.events) + len(self.messages)
+        return len(self.events) + len(self.messages) + len(self.registrations)
 
     @property
     def oldest(self) -> float | None:
@@ -233,6 +238,13 @@ class Sink:
         conn = db.conn
         if batch.gaps:
             _insert_many(conn, "gaps", _GAP_COLUMNS, batch.gaps)  # type: ignore[arg-type]
+        if batch.registrations:
+            rows = [
+                (r.seq, r.time, r.account, r.event_type, r.status, r.reason, r.expires, r.aor,
+                 r.origin)
+                for r in batch.registrations
+            ]  # fmt: skip
+            _insert_many(conn, "registrations", _REGISTRATION_COLUMNS, rows)
         dirty: dict[str, _Session] = {}
         fixups: list[tuple[str, str]] = []
         for event in batch.events:

@@ -163,7 +163,7 @@ class EventLog:
         next_tick = loop.time()
         while True:
             batch = self._drain()
-            if batch.events or batch.messages or batch.gaps:
+            if batch.events or batch.messages or batch.gaps or batch.registrations:
                 lost = sum(g[2] for g in batch.gaps)
                 try:
                     written = await loop.run_in_executor(self._executor, self._sink.write, batch)
@@ -213,7 +213,9 @@ class EventLog:
                 if isinstance(item, Gap):
                     batch.gaps.append((now, name, item.lost, "writer queue full"))
                     log.warning("event log fell behind: %d %s lost", item.lost, name)
-                elif not isinstance(item, RegistrationEvent):  # accounts are not logged (yet)
+                elif isinstance(item, RegistrationEvent):
+                    batch.registrations.append(item)
+                else:
                     items.append(item)  # type: ignore[arg-type]
         return batch
 

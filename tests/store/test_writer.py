@@ -7,6 +7,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+from engine.api import RegistrationEvent
 from engine.api.engine import Engine, MessageRecord
 from engine.api.streams import Broadcast, Reader
 from engine.store import EventLog, History
@@ -163,3 +164,28 @@ async def test_a_file_is_in_wal_mode(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "log.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+
+
+async def test_registration_changes_are_logged_beside_session_events(tmp_path: Path) -> None:
+    fake = FakeEngine()
+    log = EventLog(tmp_path / "log.db")
+    await log.start(fake)
+    changes = [("FAILED", 401, 0), ("REGISTERED", 200, 60)]
+    for seq, (kind, status, expires) in enumerate(changes, start=1):
+        fake.event_hub.publish(
+            RegistrationEvent(  # type: ignore[arg-type]
+                account="alice", event_type=kind, status=status, reason="r", expires=expires,
+                aor="sip:alice@127.0.0.9", seq=seq, time=1000.0 + seq, origin="remote",
+            )
+        )  # fmt: skip
+    await asyncio.sleep(0.3)
+    status = await log.stop()
+    assert status.ok and status.rows_lost == 0
+    history = History.open(tmp_path / "log.db")
+    rows = history.registrations("alice")
+    assert [(r["event_type"], r["status"], r["expires"]) for r in rows] == [
+        ("REGISTERED", 200, 60),
+        ("FAILED", 401, 0),
+    ]
+    assert history.registrations("bob") == [] and history.counts()["registrations"] == 2
+    history.close()
