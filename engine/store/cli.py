@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", type=Path, metavar="PATH", help=db_help)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", type=Path, metavar="PATH", help=db_help, default=argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", metavar="list|show|search|export")
+    sub = parser.add_subparsers(dest="command", metavar="list|show|search|export|registrations")
     sub.required = True
 
     p = sub.add_parser("list", parents=[common], help="sessions, newest first")
@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", parents=[common], help="full-text search over SIP messages")
     p.add_argument("text", metavar="TEXT", help="words to find (each must appear)")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+
+    p = sub.add_parser("registrations", parents=[common], help="account registration changes")
+    p.add_argument("account", metavar="ACCOUNT", nargs="?", help="only this account")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
 
     p = sub.add_parser("export", parents=[common], help="write one session to a file")
@@ -95,6 +99,17 @@ def main(argv: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace, history: History) -> int:
+    if args.command == "registrations":
+        rows = history.registrations(args.account, limit=args.limit)
+        if not rows:
+            print("no registration changes logged")
+        for r in rows:
+            expires = f", expires {r['expires']} s" if r["expires"] else ""
+            print(
+                f"{_when(r['time'])}  {r['account']:12}  {r['event_type']:12}  "
+                f"{r['status']} {r['reason']}{expires}  ({r['origin']})"
+            )
+        return 0
     if args.command == "list":
         rows = history.sessions(
             since=parse_when(args.since) if args.since else None,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.api.engine import Engine
-from engine.store import EventLog, default_db_path, store_options
+from engine.store import EventLog, History, default_db_path, store_options
 from engine.store.options import add_store_arguments
 from engine.ua.policy import ConfigError
 from gui.launcher import main as uaconsole
@@ -55,6 +55,28 @@ def test_history_list_show_search_export(db, capsys, tmp_path: Path) -> None:
         code, out, _ = run(capsys, "history", "export", "--db", str(path), uac, "--format", fmt,
                            "--out", str(target), "--redact")  # fmt: skip
         assert code == 0 and target.stat().st_size > 0, out
+
+
+def test_history_registrations(db, capsys) -> None:
+    path, _, _ = db
+    code, out, _ = run(capsys, "history", "registrations", "--db", str(path))
+    assert (code, out.strip()) == (0, "no registration changes logged")
+    history = History.open(path)
+    history.db["registrations"].insert_all(
+        [
+            {"seq": 1, "time": 1000.0, "account": "alice", "event_type": "FAILED",
+             "status": 401, "reason": "Unauthorized", "expires": 0, "aor": "sip:a@h",
+             "origin": "remote"},
+            {"seq": 2, "time": 1005.0, "account": "alice", "event_type": "REGISTERED",
+             "status": 200, "reason": "OK", "expires": 300, "aor": "sip:a@h", "origin": "remote"},
+        ]
+    )  # fmt: skip
+    history.close()
+    code, out, _ = run(capsys, "history", "registrations", "--db", str(path), "alice")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2
+    assert "REGISTERED" in lines[0] and "expires 300 s" in lines[0]
+    assert "FAILED" in lines[1] and "401 Unauthorized" in lines[1]
 
 
 def test_history_problems_are_one_line(db, capsys, tmp_path: Path) -> None:
