@@ -39,13 +39,10 @@ after its first failing step (``--keep-going`` runs every step). Everything stay
 """
 
 import argparse
-import contextlib
 import csv
-import ctypes
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,8 +50,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"  # never anything outside 127.0.0.0/8
+from child_processes import (
+    CHILDREN,
+    HOST,
+    ROOT,
+    free_udp_port,
+    read_stats,
+    spawn,
+    stop,
+    stop_all,
+    udp_port_bound,
+    venv_tool,
+)
+
 DEFAULT_RATES = (100, 200, 400, 800, 1600, 2400, 3200)
 MAX_FAILED_PCT = 0.1
 MAX_RETRANS_PCT = 1.0
@@ -62,48 +70,8 @@ MIN_RATE_SHARE = 0.95
 DISTURBED_SHARE = 0.05
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-CHILDREN: list[subprocess.Popen] = []
-
 
 # --- child processes ---------------------------------------------------------------------------
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL if this script dies, however it dies (Linux prctl)."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def spawn(command: list[str], log: Path, cwd: Path) -> subprocess.Popen:
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
-    CHILDREN.append(process)
-    return process
-
-
-def stop(process: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds; reaps the process."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process in CHILDREN:
-        CHILDREN.remove(process)
-
-
-def stop_all() -> None:
-    for process in list(CHILDREN):
-        stop(process, grace=3.0)
 
 
 def wait_rusage(process: subprocess.Popen, timeout: float) -> tuple[int, float]:
@@ -160,27 +128,7 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def udp_port_bound(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return True
-    return False
-
-
 # --- servers -----------------------------------------------------------------------------------
-
-
-def venv_tool(name: str) -> str:
-    path = ROOT / ".venv" / "bin" / name
-    return str(path) if path.exists() else (shutil.which(name) or name)
 
 
 def server_command(kind: str, port: int) -> tuple[list[str], str | None]:
@@ -285,13 +233,6 @@ class Step:
 def epoch(field: str) -> float:
     """SIPp's time fields read ``DATE<TAB>TIME<TAB>EPOCH``."""
     return float(field.split("\t")[-1])
-
-
-def read_stats(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f, delimiter=";"))
 
 
 def read_counts(folder: Path) -> dict[str, str]:

@@ -22,74 +22,29 @@ SIGTERM (it ends its sessions, bounded at 5 s). Everything stays on 127.0.0.1.
 """
 
 import argparse
-import contextlib
-import csv
-import ctypes
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"  # never anything outside 127.0.0.0/8
+from child_processes import (
+    CHILDREN,
+    HOST,
+    ROOT,
+    free_udp_port,
+    read_stats,
+    spawn,
+    stop,
+    stop_all,
+    udp_port_bound,
+    venv_tool,
+)
+
 TRANSACTION_LINGER = 32.0  # seconds the engine keeps ended transactions (Timer J/H of RFC 3261)
-
-CHILDREN: list[subprocess.Popen] = []
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL if this script dies, however it dies (Linux prctl)."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def spawn(command: list[str], log: Path, cwd: Path) -> subprocess.Popen:
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
-    CHILDREN.append(process)
-    return process
-
-
-def stop(process: subprocess.Popen, grace: float = 10.0) -> float:
-    """SIGTERM, then SIGKILL after ``grace`` seconds; the seconds it took to exit."""
-    started = time.monotonic()
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process in CHILDREN:
-        CHILDREN.remove(process)
-    return time.monotonic() - started
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def udp_port_bound(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return True
-    return False
 
 
 def rss_kib(pid: int) -> int:
@@ -97,11 +52,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
-
-
-def venv_tool(name: str) -> str:
-    path = ROOT / ".venv" / "bin" / name
-    return str(path) if path.exists() else (shutil.which(name) or name)
 
 
 def server_command(kind: str, port: int, log_level: str) -> list[str]:
@@ -170,18 +120,10 @@ def sipp_command(port: int, calls: int, rate: float, pause_ms: int, stats: Path)
     ]
 
 
-def last_row(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f, delimiter=";"))
-    return rows[-1] if rows else {}
-
-
 def established(folder: Path) -> int:
     """Calls SIPp holds in its pause (answered and ACKed), from its last counts dump."""
     files = sorted(folder.glob("uac_*_counts.csv"))
-    row = last_row(files[-1]) if files else {}
+    row = (read_stats(files[-1]) or [{}])[-1] if files else {}
     return next((int(v or 0) for k, v in row.items() if k and k.endswith("_Pause_Sessions")), 0)
 
 
@@ -258,8 +200,7 @@ def main() -> int:
         print("memory: interrupted", file=sys.stderr)
         return 130
     finally:
-        for process in list(CHILDREN):
-            stop(process, grace=3.0)
+        stop_all()
         if not args.keep_logs:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -306,7 +247,7 @@ def measure(args: argparse.Namespace, work: Path) -> int:
     up = established(folder)
     loaded = rss_kib(server.pid)
     took = time.monotonic() - started
-    stats = last_row(folder / "stat.csv")
+    stats = (read_stats(folder / "stat.csv") or [{}])[-1]
     print(
         f"loaded RSS: {loaded} KiB with {up} sessions established ({took:.0f} s after the "
         f"first call; SIPp: {stats.get('FailedCall(C)', '?')} failed, "
