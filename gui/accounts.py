@@ -12,12 +12,11 @@ from typing import Any
 
 from PySide6.QtCore import (
     QModelIndex,
-    QPersistentModelIndex,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QBrush, QColor, QIcon, QPainter, QPen, QPixmap
+from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -37,22 +36,18 @@ from PySide6.QtWidgets import (
 
 from .hub import AccountData, AccountState, SessionHub
 from .models import _runs, format_duration
-from .tablemodel import ColumnsModel
-
-Index = QModelIndex | QPersistentModelIndex
+from .tablemodel import BLUE, GREEN, GREY, RED, ColumnsModel, Index, brushes
 
 #: Background and text colours for each state (those of the sessions table).
 ACCOUNT_COLOURS: dict[str, tuple[str, str]] = {
-    AccountState.REGISTERED: ("#dcf5e3", "#145c2c"),
-    AccountState.REGISTERING: ("#e3efff", "#0b3c80"),
-    AccountState.UNREGISTERING: ("#e3efff", "#0b3c80"),
-    AccountState.FAILED: ("#fde2e1", "#8a1c17"),
-    AccountState.RETRYING: ("#fde2e1", "#8a1c17"),
-    AccountState.UNREGISTERED: ("#f0f0f0", "#555555"),
+    AccountState.REGISTERED: GREEN,
+    AccountState.REGISTERING: BLUE,
+    AccountState.UNREGISTERING: BLUE,
+    AccountState.FAILED: RED,
+    AccountState.RETRYING: RED,
+    AccountState.UNREGISTERED: GREY,
 }
-_BRUSHES = {
-    state: (QBrush(QColor(bg)), QBrush(QColor(fg))) for state, (bg, fg) in ACCOUNT_COLOURS.items()
-}
+_BRUSHES = brushes(ACCOUNT_COLOURS)
 _DOTS: dict[str, QIcon] = {}
 
 #: A role that gives the account name of a row.

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -37,6 +37,7 @@ from engine.api import MessageRecord
 from .hub import MessageItem
 from .ladder import LadderView, describe
 from .sipmsg import split_message
+from .tablemodel import Index
 
 try:
     from engine.store.export import FORMATS, export_session
@@ -47,7 +48,6 @@ except ImportError:  # pragma: no cover - an engine without the event log
     STATES = ()  # type: ignore[assignment]
 
 T = TypeVar("T")
-Index = QModelIndex | QPersistentModelIndex
 PAGE = 100
 #: What each export format is called in menus, and its file suffix.
 EXPORTS = {

@@ -16,7 +16,6 @@ from typing import Any
 
 from PySide6.QtCore import (
     QModelIndex,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     QTimer,
@@ -26,26 +25,22 @@ from PySide6.QtGui import QBrush, QColor
 from engine.api import RegistrationEvent, SessionEvent
 
 from .hub import SessionData, SessionHub, State
-from .tablemodel import ColumnsModel
+from .tablemodel import BLUE, GREEN, GREY, PURPLE, RED, YELLOW, ColumnsModel, Index, brushes
 
-Index = QModelIndex | QPersistentModelIndex
-
-#: Background and text colours for each state (light, readable on a light theme).
+#: Background and text colours for each state.
 STATE_COLOURS: dict[str, tuple[str, str]] = {
-    State.INCOMING: ("#fff1c2", "#7a4d00"),
-    State.CALLING: ("#e3efff", "#0b3c80"),
-    State.RINGING: ("#e3efff", "#0b3c80"),
-    State.ESTABLISHED: ("#dcf5e3", "#145c2c"),
-    State.ON_HOLD: ("#eee5fb", "#4b2a86"),
-    State.HELD: ("#eee5fb", "#4b2a86"),
-    State.FAILED: ("#fde2e1", "#8a1c17"),
-    State.REJECTED: ("#fde2e1", "#8a1c17"),
-    State.CANCELLED: ("#f0f0f0", "#555555"),
-    State.ENDED: ("#f0f0f0", "#555555"),
+    State.INCOMING: YELLOW,
+    State.CALLING: BLUE,
+    State.RINGING: BLUE,
+    State.ESTABLISHED: GREEN,
+    State.ON_HOLD: PURPLE,
+    State.HELD: PURPLE,
+    State.FAILED: RED,
+    State.REJECTED: RED,
+    State.CANCELLED: GREY,
+    State.ENDED: GREY,
 }
-_BRUSHES = {
-    state: (QBrush(QColor(bg)), QBrush(QColor(fg))) for state, (bg, fg) in STATE_COLOURS.items()
-}
+_BRUSHES = brushes(STATE_COLOURS)
 
 #: A role that gives the raw value to sort on.
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1

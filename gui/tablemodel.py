@@ -3,8 +3,22 @@
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor
 
 Index = QModelIndex | QPersistentModelIndex
+
+#: The console's row colours (background, text), light and readable on a light theme.
+GREEN = ("#dcf5e3", "#145c2c")
+BLUE = ("#e3efff", "#0b3c80")
+YELLOW = ("#fff1c2", "#7a4d00")
+PURPLE = ("#eee5fb", "#4b2a86")
+RED = ("#fde2e1", "#8a1c17")
+GREY = ("#f0f0f0", "#555555")
+
+
+def brushes(colours: dict[str, tuple[str, str]]) -> dict[str, tuple[QBrush, QBrush]]:
+    """(background, text) brushes for each state of a colour table."""
+    return {state: (QBrush(QColor(bg)), QBrush(QColor(fg))) for state, (bg, fg) in colours.items()}
 
 
 class ColumnsModel(QAbstractTableModel):
