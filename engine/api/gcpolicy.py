@@ -9,7 +9,7 @@ So, once a second while there is traffic, the objects that survived so far are m
 collector's sight (``gc.freeze()``: it links two lists, it costs nothing), and young collections
 only ever scan the last second's allocations. Objects still die by reference counting as usual;
 only cyclic garbage that was frozen waits for a full collection, run when the engine has been
-quiet for a while. The console has the same policy for its own heap (gui/gcpolicy.py).
+quiet for a while. The console drives the same policy from a Qt timer (gui/gcpolicy.py).
 """
 
 import asyncio
@@ -52,6 +52,10 @@ class GcPolicy:
             gc.freeze()
             self._frozen_since_collect = False
             self.full_collections += 1
+
+    def release(self) -> None:
+        """Give the collector back every frozen object (the policy is no longer used)."""
+        gc.unfreeze()
 
     async def run(self, interval: float = 1.0) -> None:
         """Tick every ``interval`` seconds until cancelled."""
