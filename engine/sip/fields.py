@@ -18,6 +18,7 @@ from .grammar import (
     split_outside_quotes,
     unquote,
 )
+from .memo import memoized
 from .uri import SipUri, Uri, parse_uri, split_host_port
 
 MAX_CSEQ = 2**32 - 1
@@ -62,7 +63,7 @@ class NameAddr:
         return f"<{self.uri}>{format_params(self.params)}"
 
 
-def parse_name_addr(text: str, what: str = "address") -> NameAddr:
+def _parse_name_addr(text: str, what: str = "address") -> NameAddr:
     """Parse ``["display"] <uri>;params`` or ``uri;params`` (addr-spec form)."""
     m = _SIMPLE_NAME_ADDR_RE.fullmatch(text)
     if m is not None:
@@ -105,6 +106,11 @@ def parse_name_addr(text: str, what: str = "address") -> NameAddr:
         if "?" in uri_text or "," in uri_text or " " in uri_text:
             raise ParseError(f"{what} URI with special characters must be in <>")
     return NameAddr(parse_uri(uri_text), display, parse_params(params, what))
+
+
+#: Parsed addresses are shared: NameAddr is frozen and nothing changes its parameter dict
+#: (``with_tag`` makes a copy).
+parse_name_addr = memoized(_parse_name_addr)
 
 
 def _closing_quote(text: str, what: str) -> int:

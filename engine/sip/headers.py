@@ -115,6 +115,13 @@ class Headers:
         self._index: dict[str, list[int]] | None = None
         self._cache: dict[str, object] = {}
 
+    def index(self) -> dict[str, list[int]]:
+        """The positions of each header's lines, by lookup key (see :func:`header_key`).
+
+        For fast checks of which headers are present; read it, never change it.
+        """
+        return self._lookup()
+
     def _lookup(self) -> dict[str, list[int]]:
         index = self._index
         if index is None:

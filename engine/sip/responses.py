@@ -2,7 +2,8 @@
 
 import re
 
-from .headers import Headers
+from .grammar import check_header_value
+from .headers import Headers, header_key
 from .message import Request, Response
 
 #: Reason phrases of RFC 3261 section 21 and the common extensions.
@@ -27,8 +28,8 @@ REASONS = {
     600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere", 606: "Not Acceptable",
 }  # fmt: skip
 
-_COPIED = ("via", "from", "call-id", "cseq")
-_SPELLING = {"via": "Via", "from": "From", "call-id": "Call-ID", "cseq": "CSeq"}
+_SET_BY_BODY = frozenset({"content-type", "content-length"})
+_LENGTH = frozenset({"content-length"})
 _RAW_HEADER_RE = re.compile(
     rb"^(via|v|from|f|to|t|call-id|i|cseq)[ \t]*:[ \t]*([^\r\n]*)\r?$", re.I | re.M
 )
@@ -50,23 +51,30 @@ def make_response(
     content_type: str | None = None,
 ) -> Response:
     """A response to ``request``: Via, From, Call-ID and CSeq copied, To with ``to_tag`` added
-    when the request's To has none (never on 100 Trying), then ``headers`` and the body."""
-    items: list[tuple[str, str]] = []
-    to = request.headers.get("to") or ""
+    when the request's To has none (never on 100 Trying), then ``headers``, then Content-Type
+    (with a body and ``content_type``) and Content-Length. The body decides: a Content-Length
+    line in ``headers`` is left out, and so is a Content-Type line unless it types the body."""
+    source = request.headers
+    to = source.get("to") or ""
     if to_tag is not None and status > 100 and request.to.tag is None:
         to = f"{to};tag={to_tag}"
-    for name in _COPIED:
-        spelling = _SPELLING[name]
-        items.extend((spelling, value) for value in request.headers.get_all(name))
-        if name == "from":
-            items.append(("To", to))
     # Values copied from a parsed request hold no CR, LF or NUL; only ``headers`` is checked.
-    out = Headers(items, checked=True)
+    items = [("Via", value) for value in source.get_all("via")]
+    items += [("From", value) for value in source.get_all("from")]
+    items.append(("To", to))
+    items += [("Call-ID", value) for value in source.get_all("call-id")]
+    items += [("CSeq", value) for value in source.get_all("cseq")]
+    typed = content_type is not None and bool(body)
+    left_out = _SET_BY_BODY if typed or not body else _LENGTH
     for name, value in headers:
-        out.add(name, value)
-    response = Response(status, reason if reason is not None else reason_for(status), out)
-    response.set_body(body, content_type if body else None)
-    return response
+        check_header_value(name, value)
+        if header_key(name) not in left_out:
+            items.append((name, value))
+    if typed:
+        items.append(("Content-Type", content_type))
+    items.append(("Content-Length", str(len(body))))
+    phrase = reason if reason is not None else reason_for(status)
+    return Response(status, phrase, Headers(items, checked=True), body)
 
 
 def error_response_bytes(data: bytes, status: int, reason: str | None = None) -> bytes | None:

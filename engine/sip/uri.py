@@ -12,6 +12,7 @@ from urllib.parse import unquote as pct_unquote
 
 from .errors import ParseError
 from .grammar import HOSTNAME, SIMPLE_SIP_URI, format_params, parse_params, simple_params
+from .memo import memoized
 
 _USER_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+")
 _PASSWORD_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*")
@@ -144,7 +145,7 @@ class AbsoluteUri:
 Uri = SipUri | TelUri | AbsoluteUri
 
 
-def parse_uri(text: str) -> Uri:
+def _parse_uri(text: str) -> Uri:
     """Parse a URI; raise ParseError if it is malformed."""
     m = SIMPLE_SIP_URI_RE.fullmatch(text)
     if m is not None:
@@ -165,6 +166,11 @@ def parse_uri(text: str) -> Uri:
     if not _OPAQUE_RE.fullmatch(rest):
         raise ParseError(f"bad URI {text!r}")
     return AbsoluteUri(lowered, rest)
+
+
+#: Parsed URIs are shared: SipUri, TelUri and AbsoluteUri are frozen, and nothing changes their
+#: parameter dicts (``with_params`` and ``without_params`` make copies).
+parse_uri = memoized(_parse_uri)
 
 
 def _parse_sip_uri(scheme: str, rest: str, text: str) -> SipUri:

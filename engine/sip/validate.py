@@ -90,7 +90,7 @@ def validate_request(request: Request, policy: UasPolicy = DEFAULT_POLICY) -> Re
 
 
 def _check_extensions_and_content(request: Request, policy: UasPolicy) -> Rejection | None:
-    if request.method not in ("ACK", "CANCEL"):
+    if request.method not in ("ACK", "CANCEL") and "require" in request.headers.index():
         unknown = [tag for tag in request.headers.values("require") if tag not in policy.supported]
         if unknown:
             unsupported = ", ".join(unknown)
@@ -104,14 +104,16 @@ MANDATORY = ("via", "from", "to", "call-id", "cseq")
 
 
 def _check_basic_syntax(request: Request) -> None:
+    index = request.headers.index()
     for name in MANDATORY:
-        if name not in request.headers:
+        if name not in index:
             raise ParseError(f"no {name} header")
     uri = request.uri
     if isinstance(uri, SipUri) and uri.headers is not None:
         raise ParseError("the Request-URI must not carry headers")
     for name in SINGLE_VALUED:
-        if request.headers.count(name) > 1:
+        positions = index.get(name)
+        if positions is not None and len(positions) > 1:
             raise ParseError(f"{name} appears more than once")
     if request.cseq.method != request.method:
         raise ParseError(f"CSeq method {request.cseq.method} differs from {request.method}")
@@ -120,15 +122,20 @@ def _check_basic_syntax(request: Request) -> None:
 
 
 def _check_other_syntax(request: Request) -> None:
-    request.max_forwards()
-    contact = request.headers.get("contact")
-    if contact is not None and contact.strip() != "*":
-        request.contacts()
-    request.routes("route")
-    request.routes("record-route")
-    content_type = request.content_type
-    if content_type is not None and content_type.count("/") != 1:
-        raise ParseError(f"malformed Content-Type {content_type!r}")
+    index = request.headers.index()
+    if "max-forwards" in index:
+        request.max_forwards()
+    if "contact" in index:
+        contact = request.headers.get("contact")
+        if contact is not None and contact.strip() != "*":
+            request.contacts()
+    for name in ("route", "record-route"):
+        if name in index:
+            request.routes(name)
+    if "content-type" in index:
+        content_type = request.content_type
+        if content_type is not None and content_type.count("/") != 1:
+            raise ParseError(f"malformed Content-Type {content_type!r}")
 
 
 def _check_content(request: Request, policy: UasPolicy) -> Rejection | None:

@@ -738,8 +738,11 @@ class UserAgent:
             headers.append(("RSeq", str(s.rseq)))
             if not any(n.lower() == "require" for n, _ in extra):
                 headers.append(("Require", "100rel"))
-        response = make_response(request, code, reason, to_tag=s.local_tag, headers=headers)
-        _set_body(response, body, content_type)
+        payload, media = _encoded_body(body, content_type)
+        response = make_response(
+            request, code, reason, to_tag=s.local_tag, headers=headers, body=payload,
+            content_type=media,
+        )  # fmt: skip
         self._respond_message(pending.txn, response, now)
         s.last_reply[method] = code
         s.last_reply_code = code
@@ -1464,14 +1467,18 @@ def _sip(uri: object) -> SipUri:
     return uri
 
 
-def _set_body(message: Request | Response, body: str | None, content_type: str | None) -> None:
-    if body:
-        media = (content_type or "application/sdp").strip()
-        if media.lower().startswith("content-type:"):
-            media = media.split(":", 1)[1].strip()
-        message.set_body(body.encode("utf-8"), media)
-    else:
-        message.set_body(b"")
+def _encoded_body(body: str | None, content_type: str | None) -> tuple[bytes, str | None]:
+    """A body given to a command, and its media type (application/sdp unless told)."""
+    if not body:
+        return b"", None
+    media = (content_type or "application/sdp").strip()
+    if media.lower().startswith("content-type:"):
+        media = media.split(":", 1)[1].strip()
+    return body.encode("utf-8"), media
+
+
+def _set_body(message: Request, body: str | None, content_type: str | None) -> None:
+    message.set_body(*_encoded_body(body, content_type))
 
 
 def _invite_from_response(response: Response) -> Request:
