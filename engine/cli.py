@@ -132,7 +132,8 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # not on Windows
             loop.add_signal_handler(sig, stop.set)
-    logger = asyncio.create_task(log_sessions(engine))
+    # Reading every event costs a busy engine a few percent: only when the lines are shown.
+    logger = asyncio.create_task(log_sessions(engine)) if log.isEnabledFor(logging.INFO) else None
     if ready is not None:
         ready.set()
     try:
@@ -141,7 +142,8 @@ async def serve(
         log.info("stopping: ending %d sessions", len(engine.sessions()))
         await stop_mi_server(mi_server)
         await engine.stop()
-        await logger
+        if logger is not None:
+            await logger
         await stop_event_log(event_log)
         gc_policy.cancel()
     return 0

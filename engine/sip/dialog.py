@@ -7,7 +7,7 @@ Route set of every request it sends (loose and strict routing), keeps both CSeq 
 follows remote target refreshes. It does not add a Via: the UA core knows which transport sends.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 
 from .errors import LocalProtocolError, ParseError
@@ -215,7 +215,9 @@ def dialog_id_of_response(response: Response) -> DialogId:
 
 
 def _untagged(addr: NameAddr) -> NameAddr:
-    return replace(addr, params={k: v for k, v in addr.params.items() if k != "tag"})
+    if "tag" not in addr.params:
+        return addr  # immutable: share it
+    return NameAddr(addr.uri, addr.display, {k: v for k, v in addr.params.items() if k != "tag"})
 
 
 def _contact_uri(message: Request | Response, default: Uri) -> Uri:

@@ -1,5 +1,6 @@
 """The types the transport hands out, and what its socket protocols need from their owner."""
 
+import functools
 import ipaddress
 import logging
 import socket
@@ -84,6 +85,7 @@ class Owner(Protocol):
         """Sending to ``target`` failed."""
 
 
+@functools.lru_cache(maxsize=1024)  # asked on every send, of the same few peers
 def family_of(host: str) -> socket.AddressFamily | None:
     """AF_INET or AF_INET6 for an IP address, None for a host name."""
     try:

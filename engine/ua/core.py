@@ -231,20 +231,18 @@ class UserAgent:
         """Fire every timer due at ``now``."""
         self._clock = now
         self.txn.handle_timer(now)
-        retransmit = False
         while self._timers and self._timers[0][0] <= now:
             _, _, key, kind = heapq.heappop(self._timers)
-            if kind == "retransmit":
-                retransmit = True
-                continue
             if kind in ("register", "keepalive"):
                 self.accounts.on_timer(key, kind, now)
                 continue
             s = self._sessions.get(key)
-            if s is not None:
+            if kind == "retransmit":
+                s = s or self._lingering.get(key)
+                if s is not None:
+                    self._retransmissions(s, now)
+            elif s is not None:
                 self._on_timer(s, kind, now)
-        if retransmit:
-            self._retransmissions(now)
         self._pump(now)
 
     # -- inputs: commands ----------------------------------------------------------------------
@@ -750,7 +748,7 @@ class UserAgent:
             s.pending_in.pop(slot_of(method), None)
         target = response_target(request.top_via, pending.source)
         if reliable and not target.reliable:
-            s.pending_1xx = self._retransmit(response, target, now, s.rseq)
+            s.pending_1xx = self._retransmit(s, response, target, now, s.rseq)
         if method != "INVITE":
             return
         if initial:
@@ -762,7 +760,7 @@ class UserAgent:
         if 200 <= code < 300:
             s.pending_1xx = None
             if not target.reliable:
-                s.pending_2xx = self._retransmit(response, target, now, request.cseq.seq)
+                s.pending_2xx = self._retransmit(s, response, target, now, request.cseq.seq)
 
     def _answer_initial(self, s: Session, request: Request, code: int, now: float) -> None:
         if code >= 300:
@@ -1219,10 +1217,12 @@ class UserAgent:
             s.deadline = now + s.flags.max_duration
             self._schedule(s.deadline, s.key, "limit")
 
-    def _retransmit(self, message: Response, target: Target, now: float, number: int) -> Retransmit:
+    def _retransmit(
+        self, s: Session, message: Response, target: Target, now: float, number: int
+    ) -> Retransmit:
         t1 = self.config.timers.t1
         r = Retransmit(message.to_bytes(), target, now + t1, t1, now + 64 * t1, number)
-        self._schedule(r.next_at, "", "retransmit")
+        self._schedule(r.next_at, s.key, "retransmit")
         return r
 
     def _schedule(self, when: float, key: str, kind: str) -> None:
@@ -1233,23 +1233,23 @@ class UserAgent:
             self._notice("info", f"session {s.key} reached its {s.flags.max_duration} s limit")
             self._end_by_us(s, Origin.TIMEOUT, [], now)
 
-    def _retransmissions(self, now: float) -> None:
-        for s in list(self._sessions.values()) + list(self._lingering.values()):
-            for attr in ("pending_2xx", "pending_1xx"):
-                r: Retransmit | None = getattr(s, attr)
-                if r is None:
-                    continue
-                # before the next_at test: the timer armed for give_up_at fires before next_at
-                if now >= r.give_up_at:
-                    setattr(s, attr, None)
-                    self._gave_up(s, attr, now)
-                    continue
-                if r.next_at > now:
-                    continue
-                self._raw.append(Outgoing(r.data, r.target))
-                r.interval = min(r.interval * 2, self.config.timers.t2)
-                r.next_at = now + r.interval
-                self._schedule(min(r.next_at, r.give_up_at), "", "retransmit")
+    def _retransmissions(self, s: Session, now: float) -> None:
+        """Resend what of ``s`` is due (a session may have a 2xx and a reliable 1xx pending)."""
+        for attr in ("pending_2xx", "pending_1xx"):
+            r: Retransmit | None = getattr(s, attr)
+            if r is None:
+                continue
+            # before the next_at test: the timer armed for give_up_at fires before next_at
+            if now >= r.give_up_at:
+                setattr(s, attr, None)
+                self._gave_up(s, attr, now)
+                continue
+            if r.next_at > now:
+                continue
+            self._raw.append(Outgoing(r.data, r.target))
+            r.interval = min(r.interval * 2, self.config.timers.t2)
+            r.next_at = now + r.interval
+            self._schedule(min(r.next_at, r.give_up_at), s.key, "retransmit")
 
     def _gave_up(self, s: Session, what: str, now: float) -> None:
         if what == "pending_2xx":
