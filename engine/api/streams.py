@@ -21,6 +21,13 @@ class Gap:
     lost: int
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class Reader(Generic[T]):
     """One reader's queue. Iterate with ``async for``; ``close()`` ends the iteration."""
 
@@ -29,7 +36,12 @@ class Reader(Generic[T]):
         self._items: deque[T] = deque()
         self._maxsize = maxsize
         self._lost = 0
-        self._ready = asyncio.Event()
+        #: The loop the reader was made on. The wake-up is a plain future of that loop, not an
+        #: asyncio.Event: an Event binds itself to the loop running when it is first awaited,
+        #: and Qt can resume a reader's task while qasync has no loop marked as running (a
+        #: nested event loop); the reader would then die with "bound to a different loop".
+        self._loop: asyncio.AbstractEventLoop | None = _running_loop()
+        self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         #: Items lost over this reader's life.
         self.total_lost = 0
@@ -40,7 +52,12 @@ class Reader(Generic[T]):
             self._lost += 1
             self.total_lost += 1
         self._items.append(item)
-        self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def get_nowait(self) -> T | Gap | None:
         """The next item (or a Gap), None when nothing is queued."""
@@ -49,7 +66,6 @@ class Reader(Generic[T]):
             return Gap(lost)
         if self._items:
             return self._items.popleft()
-        self._ready.clear()
         return None
 
     async def get(self) -> T | Gap:
@@ -60,7 +76,13 @@ class Reader(Generic[T]):
                 return item
             if self._closed:
                 raise StopAsyncIteration
-            await self._ready.wait()
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     def __aiter__(self) -> AsyncIterator[T | Gap]:
         return self
@@ -71,7 +93,7 @@ class Reader(Generic[T]):
     def close(self) -> None:
         """Stop reading: leave the stream; iteration ends when the queue is empty."""
         self._closed = True
-        self._ready.set()
+        self._wake()
         self._hub._readers.discard(self)
 
     def __len__(self) -> int:

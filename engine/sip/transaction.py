@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from .errors import LocalProtocolError, RemoteProtocolError
-from .fields import Via
+from .fields import CSeq, Via
 from .grammar import split_outside_quotes
 from .headers import Headers, header_key
 from .ids import BRANCH_COOKIE, IdFactory
@@ -550,7 +550,9 @@ class _Transaction:
     key: str
     machine: Machine
     state: State
-    request: Request
+    #: The request, until the transaction only lingers to absorb retransmissions (see
+    #: ``_LINGERING``): then None, so that thousands of ended calls do not keep theirs.
+    request: Request | None
     #: Client: where the request goes. Server: where the request came from.
     peer: Target
     created: float
@@ -574,14 +576,29 @@ class _Transaction:
     intervals: dict[Input, float] = field(default_factory=dict)
     #: The keys under which the layer finds this transaction.
     index_keys: list[tuple[object, ...]] = field(default_factory=list)
+    #: The request's method and CSeq, kept when the request is let go.
+    method: str = ""
+    cseq: CSeq | None = None
+
+    def __post_init__(self) -> None:
+        assert self.request is not None
+        self.method = self.request.method
+        self.cseq = self.request.cseq
 
     @property
-    def method(self) -> str:
-        return self.request.method
+    def live_request(self) -> Request:
+        """The request, in a state that still needs it."""
+        assert self.request is not None, f"transaction {self.key} no longer holds its request"
+        return self.request
 
     @property
     def reliable(self) -> bool:
         return self.peer.reliable
+
+
+#: States after the final response, where a transaction only absorbs retransmissions (with the
+#: bytes it keeps: the last response, the ACK) and waits for its timer: its request is not read.
+_LINGERING = frozenset({State.COMPLETED, State.ACCEPTED, State.CONFIRMED, State.TERMINATED})
 
 
 # -- the layer -------------------------------------------------------------------------------------
@@ -682,7 +699,7 @@ class TransactionLayer:
         if (tx.state, Input.CANCEL) not in tx.machine.table:
             raise LocalProtocolError(f"cannot CANCEL an INVITE in {tx.state.value}")
         key = self._new_key()
-        self._feed(tx, Input.CANCEL, now, (key, build_cancel(tx.request)))
+        self._feed(tx, Input.CANCEL, now, (key, build_cancel(tx.live_request)))
         return key
 
     def send_stateless(self, message: Request | Response, target: Target, now: float) -> None:
@@ -709,7 +726,7 @@ class TransactionLayer:
             to_tag = response.to.tag
         except RemoteProtocolError as error:
             raise LocalProtocolError(f"cannot send {response!r}: {error}") from None
-        request_cseq = tx.request.cseq
+        request_cseq = tx.cseq
         if cseq != request_cseq:
             raise LocalProtocolError(f"response CSeq {cseq} does not match {request_cseq}")
         status = response.status
@@ -923,8 +940,10 @@ class TransactionLayer:
             )
         tx.state, actions = transition
         self._run(tx, actions, now, payload)
-        if tx.state is State.TERMINATED:
-            self._terminate(tx)
+        if tx.state in _LINGERING:
+            tx.request = None
+            if tx.state is State.TERMINATED:
+                self._terminate(tx)
 
     def _terminate(self, tx: _Transaction) -> None:
         del self._transactions[tx.key]
@@ -947,7 +966,7 @@ class TransactionLayer:
             elif action is Action.SEND_ACK:
                 if tx.ack is None:
                     assert isinstance(payload, Response)
-                    tx.ack = build_ack(tx.request, payload).to_bytes()
+                    tx.ack = build_ack(tx.live_request, payload).to_bytes()
                 self._outgoing.append(Outgoing(tx.ack, tx.peer))
             elif action is Action.HOLD_CANCEL:
                 cancel_key, cancel = payload  # type: ignore[misc]
@@ -973,7 +992,7 @@ class TransactionLayer:
                     self._outgoing.append(Outgoing(tx.last_response, tx.reply_to))
             elif action is Action.SEND_TRYING:
                 assert tx.reply_to is not None
-                tx.last_response = build_trying(tx.request).to_bytes()
+                tx.last_response = build_trying(tx.live_request).to_bytes()
                 self._outgoing.append(Outgoing(tx.last_response, tx.reply_to))
             elif action is Action.PASS_ACK:
                 ack, source = payload  # type: ignore[misc]

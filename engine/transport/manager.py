@@ -308,16 +308,11 @@ class SipTransport:
     async def _open(self, spec: ListenSpec) -> Listener:
         loop = asyncio.get_running_loop()
         if spec.transport == "udp":
-            endpoint = UdpEndpoint(self, self._limits)
             try:
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: endpoint, local_addr=(spec.host, spec.port)
-                )
+                endpoint = await UdpEndpoint.open(self, self._limits, spec.host, spec.port)
             except OSError as exc:
                 raise TransportError(f"cannot listen on {spec}: {_reason(exc)}") from None
-            host, port = transport.get_extra_info("sockname")[:2]
-            listener = Listener("udp", normal_host(host), port)
-            endpoint.listener = listener
+            listener = endpoint.listener
             self._udp[listener] = endpoint
         else:
             box: list[Listener] = []
