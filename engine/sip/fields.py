@@ -208,7 +208,7 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
-def parse_cseq(text: str) -> CSeq:
+def _parse_cseq(text: str) -> CSeq:
     """Parse ``number method``; the number must fit in 32 bits."""
     m = SIMPLE_CSEQ_RE.fullmatch(text)
     if m is not None and int(m.group(1)) <= MAX_CSEQ:
@@ -218,6 +218,10 @@ def parse_cseq(text: str) -> CSeq:
     if not is_token(method):
         raise ParseError(f"malformed CSeq {text.strip()!r}")
     return CSeq(parse_uint(number, "CSeq number", MAX_CSEQ), method)
+
+
+#: "1 INVITE", "2 BYE"...: the same few values in every call.
+parse_cseq = memoized(_parse_cseq)
 
 
 def sip_uri_of(addr: NameAddr) -> SipUri | None:

@@ -10,10 +10,7 @@ from dataclasses import dataclass
 
 from .errors import LocalProtocolError, ParseError
 from .fields import (
-    MAX_CSEQ,
     NAME_ADDR_SHAPE_RE,
-    SIMPLE_CSEQ_RE,
-    SIMPLE_VIA_RE,
     CSeq,
     NameAddr,
     Via,
@@ -23,7 +20,7 @@ from .fields import (
 )
 from .grammar import is_token, parse_uint
 from .headers import KNOWN_SPELLINGS, Headers, header_key
-from .uri import SIMPLE_SIP_URI_RE, Uri, parse_uri
+from .uri import Uri, parse_uri
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,23 +379,21 @@ _ADDRESS_HEADERS = (("from", _parse_from), ("to", _parse_to))
 
 
 def _check_routing_headers(message: Request | Response) -> None:
-    """Check the Request-URI and the routing headers that are present, so that a malformed one
+    """Parse the Request-URI and the routing headers that are present, so that a malformed one
     is refused at the door. Whether the mandatory ones are all there is the validator's question
     (a UAS answers 400 to a request that lacks one).
 
-    The common shapes are checked with one regular expression each and built later, on first
-    use; anything else is parsed in full now (and cached), which raises ParseError if it is bad.
+    Via, CSeq and the Request-URI, which every layer above reads, are parsed in full now and
+    cached (the URI parser remembers the URIs it saw: a peer's come back every call). From and
+    To are only checked for shape; their URIs are parsed on first use.
     """
-    if isinstance(message, Request) and SIMPLE_SIP_URI_RE.fullmatch(message.uri_text) is None:
-        message.uri  # noqa: B018 - parse in full now
+    if isinstance(message, Request):
+        message.uri  # noqa: B018 - parse now
     headers = message.headers
     index = headers._lookup()
+    if "via" in index:
+        headers.parsed("via", _parse_all_vias)
     items = headers._items
-    for i in index.get("via", ()):
-        value = items[i][1]
-        if SIMPLE_VIA_RE.fullmatch(value) is None or ";rport=" in value:
-            headers.parsed("via", _parse_all_vias)
-            break
     for key, parser in _ADDRESS_HEADERS:
         positions = index.get(key)
         if positions is not None and NAME_ADDR_SHAPE_RE.fullmatch(items[positions[0]][1]) is None:
@@ -408,8 +403,5 @@ def _check_routing_headers(message: Request | Response) -> None:
         call_id = items[positions[0]][1]
         if not call_id or " " in call_id or "\t" in call_id:
             raise ParseError("malformed Call-ID")
-    positions = index.get("cseq")
-    if positions is not None:
-        m = SIMPLE_CSEQ_RE.fullmatch(items[positions[0]][1])
-        if m is None or int(m.group(1)) > MAX_CSEQ:
-            headers.parsed("cseq", _parse_cseq_header)
+    if "cseq" in index:
+        headers.parsed("cseq", _parse_cseq_header)

@@ -1,5 +1,6 @@
 """The session flags of OpenSIPS's UA session API (MI-API.md section 1)."""
 
+import functools
 from dataclasses import dataclass
 
 #: Default maximum session duration for ``t`` or ``t0``, in seconds (as OpenSIPS).
@@ -23,6 +24,7 @@ class SessionFlags:
     unknown: str = ""
 
 
+@functools.lru_cache(maxsize=256)  # a rule's flags, parsed for each call it takes
 def parse_flags(text: str, default_max_duration: int = DEFAULT_MAX_DURATION) -> SessionFlags:
     """Parse a flags string such as ``"t60bh"``. Never raises: unknown letters are collected."""
     max_duration: int | None = None
