@@ -158,8 +158,13 @@ class Headers:
     def __len__(self) -> int:
         return len(self._items)
 
+    # The lookups below inline header_key and _lookup: they run tens of times per message.
+
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and header_key(name) in self._lookup()
+        if not isinstance(name, str):
+            return False
+        index = self._index if self._index is not None else self._lookup()
+        return (KNOWN_SPELLINGS.get(name) or header_key(name)) in index
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Headers) and self._items == other._items
@@ -169,13 +174,15 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first line of ``name``, or ``default``."""
-        positions = self._lookup().get(header_key(name))
+        index = self._index if self._index is not None else self._lookup()
+        positions = index.get(KNOWN_SPELLINGS.get(name) or header_key(name))
         return self._items[positions[0]][1] if positions else default
 
     def get_all(self, name: str) -> list[str]:
         """The value of every line of ``name``, in order."""
         items = self._items
-        return [items[i][1] for i in self._lookup().get(header_key(name), ())]
+        index = self._index if self._index is not None else self._lookup()
+        return [items[i][1] for i in index.get(KNOWN_SPELLINGS.get(name) or header_key(name), ())]
 
     def count(self, name: str) -> int:
         """How many lines of ``name`` there are."""

@@ -56,11 +56,15 @@ class Message:
         self.body = body
 
     # -- routing headers, parsed on first use and cached -------------------------------------
+    # (read from the cache directly: every layer reads them, many times per message)
 
     @property
     def vias(self) -> list[Via]:
         """Every Via value, top first."""
-        return self.headers.parsed("via", _parse_all_vias)
+        value = self.headers._cache.get("via")
+        if value is None:
+            value = self.headers.parsed("via", _parse_all_vias)
+        return value  # type: ignore[return-value]
 
     @property
     def top_via(self) -> Via:
@@ -73,22 +77,34 @@ class Message:
     @property
     def from_(self) -> NameAddr:
         """The From header."""
-        return self.headers.parsed("from", _parse_from)
+        value = self.headers._cache.get("from")
+        if value is None:
+            value = self.headers.parsed("from", _parse_from)
+        return value  # type: ignore[return-value]
 
     @property
     def to(self) -> NameAddr:
         """The To header."""
-        return self.headers.parsed("to", _parse_to)
+        value = self.headers._cache.get("to")
+        if value is None:
+            value = self.headers.parsed("to", _parse_to)
+        return value  # type: ignore[return-value]
 
     @property
     def call_id(self) -> str:
         """The Call-ID header."""
-        return self.headers.parsed("call-id", _parse_call_id)
+        value = self.headers._cache.get("call-id")
+        if value is None:
+            value = self.headers.parsed("call-id", _parse_call_id)
+        return value  # type: ignore[return-value]
 
     @property
     def cseq(self) -> CSeq:
         """The CSeq header."""
-        return self.headers.parsed("cseq", _parse_cseq_header)
+        value = self.headers._cache.get("cseq")
+        if value is None:
+            value = self.headers.parsed("cseq", _parse_cseq_header)
+        return value  # type: ignore[return-value]
 
     @property
     def content_type(self) -> str | None:

@@ -56,6 +56,10 @@ from .timers import DEFAULT_TIMERS, TimerConfig
 class State(Enum):
     """A transaction state (the union of the four machines' states)."""
 
+    #: Members are singletons: hash by identity, in C (Enum's own __hash__ is Python code, and
+    #: the transition tables are looked up several times per message).
+    __hash__ = object.__hash__
+
     CALLING = "Calling"
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
@@ -75,6 +79,10 @@ class InputKind(Enum):
 
 class Input(Enum):
     """Something that happens to a transaction."""
+
+    #: Members are singletons: hash by identity, in C (Enum's own __hash__ is Python code, and
+    #: the transition tables are looked up several times per message).
+    __hash__ = object.__hash__
 
     # From the network.
     RECV_1XX = "provisional response received"
@@ -115,6 +123,10 @@ class Input(Enum):
 
 class Action(Enum):
     """What a transition does, in the order its table lists them."""
+
+    #: Members are singletons: hash by identity, in C (Enum's own __hash__ is Python code, and
+    #: the transition tables are looked up several times per message).
+    __hash__ = object.__hash__
 
     SEND_REQUEST = "send the request (again)"
     PASS_RESPONSE = "pass the response to the TU"

@@ -214,9 +214,8 @@ class UserAgent:
                 self._notice("info", f"dropped a response from {source}: {why}")
                 return
         else:
-            missing = [
-                h for h in ("via", "from", "to", "call-id", "cseq") if h not in message.headers
-            ]
+            index = message.headers.index()
+            missing = [h for h in ("via", "from", "to", "call-id", "cseq") if h not in index]
             if missing:
                 self._notice("info", f"request from {source} lacks {', '.join(missing)}")
                 answer = error_response_bytes(data, 400, f"Missing {missing[0]}")
