@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 P = TypeVar("P", bound=Callable[..., Any])
 
-#: Distinct texts kept per parser before the memo starts again.
-LIMIT = 4096
+#: Distinct texts kept per parser before the memo starts again. Tagged values (a call's From and
+#: To) repeat only within the call's first exchanges, so a short memory is enough.
+LIMIT = 1024
 
 
 def memoized(parse: P, limit: int = LIMIT) -> P:

@@ -584,8 +584,8 @@ class _Transaction:
     cancel_key: str | None = None
     #: Running timers: deadline and the token of the heap entry that fires it.
     timers: dict[Input, tuple[float, int]] = field(default_factory=dict)
-    #: Current intervals of the timers that back off (A, E, G).
-    intervals: dict[Input, float] = field(default_factory=dict)
+    #: Current intervals of the timers that back off (A, E, G), made when first needed.
+    intervals: dict[Input, float] | None = None
     #: The keys under which the layer finds this transaction.
     index_keys: list[tuple[object, ...]] = field(default_factory=list)
     #: The request's method and CSeq, kept when the request is let go.
@@ -607,6 +607,9 @@ class _Transaction:
     def reliable(self) -> bool:
         return self.peer.reliable
 
+
+#: The timers whose interval doubles each time (RFC 3261 17.1.1.2, 17.1.2.2, 17.2.1).
+_BACKING_OFF = frozenset({Input.TIMER_A, Input.TIMER_E, Input.TIMER_G})
 
 #: States after the final response, where a transaction only absorbs retransmissions (with the
 #: bytes it keeps: the last response, the ACK) and waits for its timer: its request is not read.
@@ -954,6 +957,8 @@ class TransactionLayer:
         self._run(tx, actions, now, payload)
         if tx.state in _LINGERING:
             tx.request = None
+            if tx.state is State.ACCEPTED and tx.machine is INVITE_SERVER:
+                tx.last_response = None  # the TU resends the 2xx (RFC 6026), not the transaction
             if tx.state is State.TERMINATED:
                 self._terminate(tx)
 
@@ -1018,7 +1023,7 @@ class TransactionLayer:
 
     def _start_timer(self, tx: _Transaction, action: Action, timer: Input, now: float) -> None:
         config, reliable = self._config, tx.reliable
-        previous = tx.intervals.get(timer, 0.0)
+        previous = tx.intervals.get(timer, 0.0) if tx.intervals else 0.0
         duration: float | None
         match action:
             case Action.START_A:
@@ -1059,7 +1064,10 @@ class TransactionLayer:
             case _:  # pragma: no cover - TIMER_STARTED_BY lists no other
                 raise AssertionError(action)
         if duration is not None:
-            tx.intervals[timer] = duration
+            if timer in _BACKING_OFF:
+                if tx.intervals is None:
+                    tx.intervals = {}
+                tx.intervals[timer] = duration
             self._arm(tx, timer, duration, now)
 
     def _arm(self, tx: _Transaction, timer: Input, duration: float, now: float) -> None:

@@ -1491,11 +1491,16 @@ def _invite_from_response(response: Response) -> Request:
 
 
 #: What a session still needs of its initial INVITE once the call is up (ua_session_list).
-_KEPT_OF_INVITE = ("from", "to", "call-id", "cseq")
+#: Their names are written in one spelling, shared by every session (not the received strings).
+_KEPT_OF_INVITE = {"from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq"}
 
 
 def _slim(invite: Request) -> Request:
     """The initial INVITE reduced to what a live session shows of it: the INVITE and its
     parsed headers are a third of a session's memory, and nothing else reads them any more."""
-    kept = [(n, v) for n, v in invite.headers if header_key(n) in _KEPT_OF_INVITE]
+    kept = []
+    for name, value in invite.headers:
+        spelling = _KEPT_OF_INVITE.get(header_key(name))
+        if spelling is not None:
+            kept.append((spelling, value))
     return Request(invite.method, invite.uri_text, Headers(kept, checked=True))
