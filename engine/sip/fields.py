@@ -54,7 +54,7 @@ class NameAddr:
 
     def with_tag(self, tag: str) -> "NameAddr":
         """A copy carrying ``tag``."""
-        return replace(self, params={**self.params, "tag": tag})
+        return NameAddr(self.uri, self.display, {**self.params, "tag": tag})
 
     def __str__(self) -> str:
         if self.display is not None:

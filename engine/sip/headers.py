@@ -208,6 +208,11 @@ class Headers:
         cache[name] = value
         return value
 
+    def remember(self, name: str, value: object) -> None:
+        """Cache ``value`` as the parsed form of ``name``, known without parsing (a response
+        carries its request's CSeq). It is dropped, like any parsed form, on the next change."""
+        self._cache[name] = value
+
     def items(self) -> list[tuple[str, str]]:
         """A copy of the (name, value) pairs."""
         return list(self._items)

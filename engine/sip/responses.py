@@ -1,7 +1,10 @@
 """Building responses to requests (RFC 3261 section 8.2.6), and to requests too broken to parse."""
 
+import contextlib
 import re
 
+from .errors import ParseError
+from .fields import NameAddr
 from .grammar import check_header_value
 from .headers import Headers, header_key
 from .message import Request, Response
@@ -56,8 +59,10 @@ def make_response(
     line in ``headers`` is left out, and so is a Content-Type line unless it types the body."""
     source = request.headers
     to = source.get("to") or ""
+    to_addr: NameAddr | None = None
     if to_tag is not None and status > 100 and request.to.tag is None:
         to = f"{to};tag={to_tag}"
+        to_addr = request.to.with_tag(to_tag)
     # Values copied from a parsed request hold no CR, LF or NUL; only ``headers`` is checked.
     items = [("Via", value) for value in source.get_all("via")]
     items += [("From", value) for value in source.get_all("from")]
@@ -74,7 +79,13 @@ def make_response(
         items.append(("Content-Type", content_type))
     items.append(("Content-Length", str(len(body))))
     phrase = reason if reason is not None else reason_for(status)
-    return Response(status, phrase, Headers(items, checked=True), body)
+    response = Response(status, phrase, Headers(items, checked=True), body)
+    # The copied values parse as the request's did (the transaction layer reads them at once);
+    # a request that lacks one gets a response that lacks it, and no parsed form.
+    with contextlib.suppress(ParseError):
+        response.headers.remember("cseq", request.cseq)
+        response.headers.remember("to", to_addr or request.to)
+    return response
 
 
 def error_response_bytes(data: bytes, status: int, reason: str | None = None) -> bytes | None:
