@@ -14,6 +14,7 @@ from pathlib import Path
 from engine.api.config import LOG_LEVELS, EngineConfig
 from engine.api.engine import Engine
 from engine.api.gcpolicy import GcPolicy
+from engine.api.loops import use_selector_loop
 from engine.api.streams import Gap
 from engine.mi.cli import add_mi_arguments, mi_config_from_args, start_mi_server, stop_mi_server
 from engine.mi.cli import main as mi_main  # noqa: F401  (``uaconsole mi``, see gui.launcher)
@@ -171,4 +172,5 @@ def main(argv: list[str]) -> int:
         print(f"uaconsole serve: {error}", file=sys.stderr)
         return 2
     setup_logging(config.log_level)
+    use_selector_loop()
     return asyncio.run(serve(config, mi=mi_config, store=store))

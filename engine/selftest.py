@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TextIO
 
 from engine.api import Engine, EngineConfig, Gap, SessionEvent
+from engine.api.loops import use_selector_loop
 from engine.api.sdp import answer_sdp, offer_sdp, set_direction
 from engine.store import EventLog, History
 
@@ -463,6 +464,7 @@ async def run_self_test(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m engine.selftest``: the engine's steps only."""
+    use_selector_loop()
     return asyncio.run(run_self_test())
 
 

@@ -296,7 +296,9 @@ def run(argv: list[str]) -> int:
     from .assets import icon
 
     app.setWindowIcon(icon("app"))
-    loop = qasync.QEventLoop(app)
+    # A selector loop on every system: the engine's UDP sockets need add_reader, which qasync's
+    # default loop on Windows (IOCP) lacks.
+    loop = qasync.QSelectorEventLoop(app)
     asyncio.set_event_loop(loop)
     console = Console(args)
     with loop:

@@ -19,6 +19,7 @@ import tomllib
 from pathlib import Path
 
 from engine.api import EngineConfig
+from engine.api.loops import use_selector_loop
 from engine.selftest import StepFailed, run_self_test
 
 #: The platform plugin a desktop of each system needs (file name stem, without lib/.so/.dll).
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-gui", action="store_true", help="the engine's steps only")
     args = parser.parse_args(argv)
     extra = [] if args.no_gui else GUI_STEPS
+    use_selector_loop()
     return asyncio.run(run_self_test(extra_steps=extra))
 
 
