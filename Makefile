@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(PY) bench/store.py
 	$(PY) bench/mi_latency.py
 	QT_QPA_PLATFORM=$${QT_QPA_PLATFORM:-offscreen} $(PY) bench/gui_lag.py
+	$(PY) bench/core_calls.py
+	$(PY) bench/udp_floor.py
 	$(PY) bench/cps.py
 	$(PY) bench/memory.py
 
