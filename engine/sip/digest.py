@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from .errors import LocalProtocolError, ParseError
 from .grammar import TOKEN, quote
 from .ids import IdFactory
+from .message import Response
 
 #: Canonical spellings of the algorithms we can compute, by lower-case name:
 #: (hashlib name, is a ``-sess`` variant).
@@ -232,6 +233,25 @@ class Credential:
             raise LocalProtocolError("credential has an empty realm")
         if _BAD_CHARS_RE.search(self.username) or _BAD_CHARS_RE.search(self.realm):
             raise LocalProtocolError("credential username or realm holds CR, LF or NUL")
+
+
+def challenge_header(response: Response) -> str:
+    """Where a 401 (WWW-Authenticate) or a 407 (Proxy-Authenticate) puts its challenges; the
+    answer goes in ``ANSWER_HEADER`` of it."""
+    return "www-authenticate" if response.status == 401 else "proxy-authenticate"
+
+
+def challenges_in(response: Response) -> list[Challenge]:
+    """The challenges of a 401 or 407; malformed ones are skipped, the others may still be
+    answered."""
+    name = challenge_header(response)
+    challenges = []
+    for value in response.headers.get_all(name):
+        try:
+            challenges.append(parse_challenge(value))
+        except ParseError:
+            continue
+    return challenges
 
 
 def parse_credential(text: str) -> Credential:

@@ -7,7 +7,7 @@ through the :class:`UserAgent` that owns it (its transaction layer, timers and e
 from typing import TYPE_CHECKING
 
 from engine.sip import Headers, Request, Response, SipUri, Target, parse_uri
-from engine.sip.digest import ANSWER_HEADER, DigestClient, parse_challenge
+from engine.sip.digest import ANSWER_HEADER, DigestClient, challenge_header, challenges_in
 from engine.sip.errors import ParseError
 
 from .errors import CommandError
@@ -217,13 +217,7 @@ class AccountBook:
     def _answer_challenge(
         self, reg: Registration, response: Response, attempts: int, now: float
     ) -> bool:
-        name = "www-authenticate" if response.status == 401 else "proxy-authenticate"
-        challenges = []
-        for value in response.headers.get_all(name):
-            try:
-                challenges.append(parse_challenge(value))
-            except ParseError:
-                continue
+        challenges = challenges_in(response)
         digest = self._digest[reg.account.name]
         challenge = digest.pick(challenges)
         if challenge is None or attempts >= (2 if challenge.stale else 1):
@@ -232,7 +226,7 @@ class AccountBook:
         answer = digest.authorize(challenge, "REGISTER", request.uri_text)
         if answer is None:
             return False
-        request.headers.add(ANSWER_HEADER[name], answer)
+        request.headers.add(ANSWER_HEADER[challenge_header(response)], answer)
         self._send(reg, request, "register", attempts + 1, now)
         return True
 

@@ -5,11 +5,13 @@ the session commands (:meth:`client_start`, :meth:`reply`, :meth:`update`, :meth
 Outputs are drained: :meth:`datagrams_to_send`, :meth:`next_event` (SessionEvent),
 :meth:`next_notice` (things worth a log line) and :meth:`get_timer`. No I/O, no clock, no random:
 identifiers come from the injected IdFactory. MI-API.md sections 1, 3, 4 and 5 are the contract.
+
+This module holds the state, the inputs and what both sides share (ending sessions, timers,
+events); the UA server side is in uas.py, the UA client side in uac.py.
 """
 
 import contextlib
 import heapq
-import ipaddress
 import itertools
 import re
 from collections import deque
@@ -29,10 +31,9 @@ from engine.sip import (
     parse_uri,
 )
 from engine.sip.dialog import Dialog, DialogId, dialog_id_of_request, dialog_id_of_response
-from engine.sip.digest import ANSWER_HEADER, DigestClient, parse_challenge
-from engine.sip.headers import header_key
+from engine.sip.digest import DigestClient
 from engine.sip.ids import IdFactory
-from engine.sip.responses import error_response_bytes, make_response, reason_for
+from engine.sip.responses import error_response_bytes, reason_for
 from engine.sip.transaction import (
     AckReceived,
     MessageDropped,
@@ -43,21 +44,21 @@ from engine.sip.transaction import (
     TransactionLayer,
     TransactionTerminated,
     TransactionTimeout,
-    response_target,
 )
-from engine.sip.validate import answer_without_dialog, response_is_acceptable, validate_request
+from engine.sip.validate import response_is_acceptable
 
 from .accounts import AccountBook
 from .config import UaConfig
 from .errors import CommandError, reply_failed, request_failed, start_failed, terminate_failed
 from .events import EventType, Origin, SessionEvent, SessionInfo, SessionState
 from .flags import parse_flags
+from .messages import as_sip_uri, hostport, invite_from_response, set_body, via_value
 from .registration import RegistrationEvent, RegistrationInfo
-from .sdp_answer import OfferError, RtpPortAllocator, answer_sdp, offer_sdp
-from .session import UAC, UAS, Outstanding, Pending, Retransmit, Session, slot_of
+from .sdp_answer import RtpPortAllocator, answer_sdp, offer_sdp
+from .session import UAC, UAS, Outstanding, Retransmit, Session, slot_of
+from .uac import UacHalf
+from .uas import UasHalf
 
-#: Methods the controller may send before the dialog is confirmed.
-EARLY_METHODS = frozenset({"UPDATE", "PRACK", "CANCEL", "BYE"})
 _EXTRA_HEADER_RE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:[ \t]*([^\r\n]*)")
 #: OpenSIPS's key form: PREFIX.<hash>.<index>.<unix time>.<random hex>.
 KEY_RE_TEMPLATE = r"{prefix}\.\d+\.\d+\.\d+\.[0-9a-f]{{16,}}"
@@ -107,7 +108,7 @@ def split_party(text: str) -> NameAddr:
     return NameAddr(uri, display.strip('"') if display else None)
 
 
-class UserAgent:
+class UserAgent(UasHalf, UacHalf):
     """Every UA session of one engine, over one transaction layer."""
 
     def __init__(self, config: UaConfig, ids: IdFactory) -> None:
@@ -298,7 +299,7 @@ class UserAgent:
         local_tag = self._ids.tag()
         contact = self._contact_for(from_addr, local)
         headers = Headers()
-        headers.add("Via", _via(local))
+        headers.add("Via", via_value(local))
         headers.add("Max-Forwards", "70")
         headers.add("From", str(from_addr.with_tag(local_tag)))
         headers.add("To", str(to_addr))
@@ -312,7 +313,7 @@ class UserAgent:
         for name, value in extra:
             headers.add(name, value)
         invite = Request("INVITE", request_uri, headers)
-        _set_body(invite, body, content_type)
+        set_body(invite, body, content_type)
         session = Session(
             key=key,
             entity_type=UAC,
@@ -441,7 +442,7 @@ class UserAgent:
 
     def via(self, local: Target) -> str:
         """A Via value for a request sent from ``local``."""
-        return _via(local)
+        return via_value(local)
 
     def target_of(self, uri: SipUri, local: Target) -> Target:
         """Where a request for ``uri`` goes (transport param, default port)."""
@@ -498,630 +499,6 @@ class UserAgent:
                     "info", f"dropped {event.message!r} from {event.source}: {event.reason}"
                 )
 
-    # -- requests from the network -------------------------------------------------------------
-
-    def _on_request(self, event: RequestReceived, now: float) -> None:
-        request, txn = event.request, event.key
-        if request.method == "CANCEL":
-            self._on_cancel(event, now)
-            return
-        rejection = validate_request(request, self.config.uas)
-        if rejection is not None:
-            self._notice("info", f"{request.method} from {event.source}: {rejection.detail}")
-            self._respond(
-                txn, request, rejection.status, rejection.reason, now, list(rejection.headers)
-            )
-            return
-        if request.to.tag is None:
-            if not self._trusted(event.source):
-                self._refuse_untrusted(txn, request, now)
-                return
-            if request.method == "INVITE":
-                self._new_incoming(event, now)
-            else:
-                self._answer_outside_dialog(txn, request, now)
-            return
-        key = self._by_dialog.get(dialog_id_of_request(request))
-        s = self._sessions.get(key) if key else None
-        if s is None:
-            self._respond(txn, request, 481, None, now)
-            return
-        self._in_dialog(s, event, now)
-
-    def _trusted(self, source: Target) -> bool:
-        """May this source start a dialog? (Only asked when ``untrusted`` is not "accept".)"""
-        if self.config.untrusted == "accept":
-            return True
-        if source.host in self.accounts.trusted_hosts():
-            return True
-        try:
-            address = ipaddress.ip_address(source.host)
-        except ValueError:
-            return False
-        return any(address in network for network in self.config.trusted_networks)
-
-    def _refuse_untrusted(self, txn: str, request: Request, now: float) -> None:
-        """The same answer to every request from an unknown source, whatever it asks."""
-        self._notice("info", f"refused {request.method} from an untrusted source")
-        rule = self.config.untrusted
-        if rule.startswith("reject:"):
-            self._respond(txn, request, int(rule.split(":", 1)[1]), None, now)
-
-    def _answer_outside_dialog(self, txn: str, request: Request, now: float) -> None:
-        status = answer_without_dialog(request) or 481
-        extra: list[tuple[str, str]] = []
-        if status in (200, 405):
-            extra.append(("Allow", self._allow))
-        if status == 200:
-            extra += [("Accept", "application/sdp"), ("Supported", "100rel")]
-        self._respond(txn, request, status, None, now, extra, to_tag=self._ids.tag())
-
-    def _new_incoming(self, event: RequestReceived, now: float) -> None:
-        request = event.request
-        account = self.accounts.account_for(request)
-        rule = self.config.policy.decide(request, event.source, account)
-        if rule.action == "reject":
-            self._respond(event.key, request, rule.reject_code, rule.reject_reason or None, now)
-            return
-        key = self._new_key(now)
-        local = self._local_for_source(event.source)
-        contact = self._contact_for(request.to, local)
-        s = Session(
-            key=key,
-            entity_type=UAS,
-            flags=parse_flags(rule.flags, self.config.default_max_duration),
-            created=now,
-            local=local,
-            call_id=request.call_id,
-            local_tag=key,
-            invite=request,
-            local_contact=contact,
-            remote_tag=request.from_.tag or "",
-            invite_txn=event.key,
-            source=event.source,
-            account=account,
-            peer_requires_100rel="100rel" in request.headers.values("require"),
-        )
-        self._warn_unknown_flags(s)
-        self._sessions[key] = s
-        self._track_server(s, event.key)
-        s.pending_in["INVITE"] = Pending(event.key, request, event.source)
-        if not s.flags.no_new_event:
-            self._emit(s, EventType.NEW, 0, None, "INVITE", request, Origin.REMOTE, now)
-        self._arm_limit(s, now)
-        for auto in rule.replies:
-            if s.key not in self._sessions or "INVITE" not in s.pending_in:
-                break
-            body, content_type = auto.body, auto.content_type
-            code, reason = auto.code, auto.reason or reason_for(auto.code)
-            if auto.answer_offer:
-                try:
-                    body = self._answer_offer(request)
-                    content_type = "application/sdp"
-                except OfferError as error:
-                    self._notice("info", f"session {key}: cannot answer the offer: {error}")
-                    code, reason, body, content_type = 488, reason_for(488), None, None
-            else:
-                body = auto.render_body(self._template_values(s))
-            self._reply(s, s.pending_in["INVITE"], code, reason, body, content_type, [], now)
-
-    def _in_dialog(self, s: Session, event: RequestReceived, now: float) -> None:
-        request, txn, method = event.request, event.key, event.request.method
-        if method == "BYE":
-            self._track_server(s, txn)
-            for pending in list(s.pending_in.values()):
-                self._respond(pending.txn, pending.request, 487, None, now)
-            s.pending_in.clear()
-            self._emit(s, EventType.TERMINATED, 0, None, "BYE", request, Origin.REMOTE, now)
-            self._respond(txn, request, 200, None, now)
-            self._forget(s)
-            return
-        dialog = self._dialog_for_request(s, request)
-        if dialog is None:
-            self._respond(txn, request, 481, None, now)
-            return
-        ours = {o.request.method for o in s.outstanding.values() if o.purpose == "user"}
-        if method in ("INVITE", "UPDATE") and ours & {"INVITE", "UPDATE"}:
-            self._respond(txn, request, 491, None, now)
-            return
-        slot = slot_of(method)
-        if slot in s.pending_in or (method == "INVITE" and s.pending_2xx is not None):
-            retry = ("Retry-After", str(int(self._ids.token(1), 16) % 11))
-            self._respond(txn, request, 500, None, now, [retry])
-            return
-        status = dialog.on_request(request)
-        if status is not None:
-            self._respond(txn, request, status, None, now)
-            return
-        if method == "PRACK":
-            self._on_prack(s, request)
-        s.pending_in[slot] = Pending(txn, request, event.source)
-        self._track_server(s, txn)
-        s.last_method = method
-        if method == "INVITE":
-            s.state = SessionState.MODIFIED
-        self._emit(s, EventType.UPDATED, 0, None, method, request, Origin.REMOTE, now)
-
-    def _on_cancel(self, event: RequestReceived, now: float) -> None:
-        request = event.request
-        key = self._server_txns.get(event.invite_key) if event.invite_key else None
-        s = self._sessions.get(key) if key else None
-        if event.invite_key is None:
-            self._respond(event.key, request, 481, None, now)
-            return
-        # the same To tag as the 487 that follows (RFC 3261 section 9.2)
-        self._respond(event.key, request, 200, None, now, to_tag=s.local_tag if s else None)
-        if s is None:
-            return
-        pending = s.pending_in.get("INVITE")
-        if pending is not None and pending.txn == event.invite_key:
-            s.pending_in.pop("INVITE")
-            self._respond(pending.txn, pending.request, 487, None, now, to_tag=s.local_tag)
-            if s.invite_txn == event.invite_key:
-                self._emit(s, EventType.TERMINATED, 0, None, "CANCEL", request, Origin.REMOTE, now)
-                self._forget(s)
-            else:
-                s.state = SessionState.ESTABLISHED
-
-    def _on_ack(self, ack: Request, now: float) -> None:
-        key = self._by_dialog.get(dialog_id_of_request(ack))
-        s = (self._sessions.get(key) or self._lingering.get(key)) if key else None
-        if s is None:
-            self._notice("debug", f"absorbed an ACK for no session (Call-ID {ack.call_id})")
-            return
-        if s.pending_2xx is not None and s.pending_2xx.number == ack.cseq.seq:
-            s.pending_2xx = None
-            if s.ended:
-                self._finish_lingering(s, now)
-                return
-            s.state = SessionState.ESTABLISHED
-            if s.dialog is not None and ack.headers.get("contact"):
-                s.dialog.on_request(ack)
-        elif s.ended:
-            return
-        s.last_method = "ACK"
-        if s.flags.report_ack:
-            self._emit(s, EventType.UPDATED, 0, None, "ACK", ack, Origin.REMOTE, now)
-
-    def _ack_for_rejected(self, ack: Request, now: float) -> None:
-        """An ACK for the non-2xx that rejected an incoming call: the session ends now."""
-        key = ack.to.tag if ack.headers.get("to") else None
-        s = self._sessions.get(key) if key else None
-        if s is not None and s.rejected and ack.call_id == s.call_id:
-            self._emit(s, EventType.TERMINATED, 0, None, "ACK", ack, Origin.REMOTE, now)
-            self._forget(s)
-
-    def _on_prack(self, s: Session, prack: Request) -> None:
-        pending = s.pending_1xx
-        rack = (prack.headers.get("rack") or "").split()
-        if pending is not None and rack and rack[0].isdigit() and int(rack[0]) == pending.number:
-            s.pending_1xx = None
-
-    # -- answering -----------------------------------------------------------------------------
-
-    def _reply(
-        self,
-        s: Session,
-        pending: Pending,
-        code: int,
-        reason: str,
-        body: str | None,
-        content_type: str | None,
-        extra: list[tuple[str, str]],
-        now: float,
-    ) -> None:
-        request = pending.request
-        method = request.method
-        initial = pending.txn == s.invite_txn
-        headers = list(extra)
-        if method in ("INVITE", "UPDATE") and 100 < code < 300:
-            headers.insert(0, ("Contact", s.local_contact))
-        if method == "INVITE" and 200 <= code < 300:
-            headers += [("Allow", self._allow), ("Supported", "100rel")]
-        if initial and 100 < code < 300:  # the dialog's route set (RFC 3261 section 12.1.1)
-            headers += [("Record-Route", v) for v in request.headers.get_all("record-route")]
-        reliable = (
-            initial
-            and 100 < code < 200
-            and (
-                s.peer_requires_100rel
-                or any(v.strip() == "100rel" for n, v in extra if n.lower() == "require")
-            )
-        )
-        if reliable:
-            if s.pending_1xx is not None:
-                raise reply_failed("the last reliable provisional response is not PRACKed yet")
-            s.rseq += 1
-            headers.append(("RSeq", str(s.rseq)))
-            if not any(n.lower() == "require" for n, _ in extra):
-                headers.append(("Require", "100rel"))
-        payload, media = _encoded_body(body, content_type)
-        response = make_response(
-            request, code, reason, to_tag=s.local_tag, headers=headers, body=payload,
-            content_type=media,
-        )  # fmt: skip
-        self._respond_message(pending.txn, response, now)
-        s.last_reply[method] = code
-        s.last_reply_code = code
-        if code >= 200 or method != "INVITE":
-            s.pending_in.pop(slot_of(method), None)
-        target = response_target(request.top_via, pending.source)
-        if reliable and not target.reliable:
-            s.pending_1xx = self._retransmit(s, response, target, now, s.rseq)
-        if method != "INVITE":
-            return
-        if initial:
-            self._answer_initial(s, request, code, now)
-        elif code >= 300:
-            s.state = SessionState.ESTABLISHED
-        else:
-            s.state = SessionState.CONFIRMED if code >= 200 else s.state
-        if 200 <= code < 300:
-            s.pending_1xx = None
-            if not target.reliable:
-                s.pending_2xx = self._retransmit(s, response, target, now, request.cseq.seq)
-
-    def _answer_initial(self, s: Session, request: Request, code: int, now: float) -> None:
-        if code >= 300:
-            s.rejected = True
-            s.pending_1xx = None
-            return
-        if code == 100:
-            return
-        if s.dialog is None:
-            s.dialog = Dialog.from_request(request, s.local_tag)
-            self._by_dialog[s.dialog.id] = s.key
-        if code >= 200:
-            s.dialog.confirm()
-            s.state = SessionState.CONFIRMED
-            s.answered = now
-            s.invite = _slim(request)
-        else:
-            s.state = SessionState.EARLY
-
-    def _respond(
-        self,
-        txn: str,
-        request: Request,
-        code: int,
-        reason: str | None,
-        now: float,
-        headers: list[tuple[str, str]] | None = None,
-        to_tag: str | None = None,
-    ) -> None:
-        if request.method == "ACK":
-            return
-        tag = to_tag if to_tag is not None else (None if request.to.tag else self._ids.tag())
-        response = make_response(request, code, reason, to_tag=tag, headers=headers or ())
-        self._respond_message(txn, response, now)
-
-    def _respond_message(self, txn: str, response: Response, now: float) -> None:
-        try:
-            self.txn.respond(txn, response, now)
-        except CommandError:
-            raise
-        except Exception as error:  # the transaction ended or refuses: say why, never crash
-            raise reply_failed(str(error)) from None
-
-    # -- requests we send ----------------------------------------------------------------------
-
-    def _update_early(
-        self,
-        s: Session,
-        method: str,
-        body: str | None,
-        content_type: str | None,
-        extra: list[tuple[str, str]],
-        now: float,
-    ) -> None:
-        if method not in EARLY_METHODS:
-            raise request_failed(f"{method} is not allowed before the dialog is confirmed")
-        if method in ("BYE", "CANCEL"):
-            if s.entity_type == UAC:
-                self._cancel_invite(s, now)
-                return
-            raise request_failed(f"{method} on an unanswered incoming call: use terminate")
-        dialog = s.dialog or next(iter(s.early.values()), None)
-        if dialog is None:
-            raise request_failed(f"{method} needs an early dialog (no provisional response yet)")
-        request = dialog.create_request(method, s.local_contact, extra_headers=extra)
-        _set_body(request, body, content_type)
-        self._send_in_dialog(s, request, "user", now)
-
-    def _update_confirmed(
-        self,
-        s: Session,
-        method: str,
-        body: str | None,
-        content_type: str | None,
-        extra: list[tuple[str, str]],
-        now: float,
-    ) -> None:
-        assert s.dialog is not None
-        if s.unacked_invite is not None:
-            self._send_ack(s, None, None, now)
-        ours = {o.request.method for o in s.outstanding.values() if o.purpose == "user"}
-        if method in ("INVITE", "UPDATE") and ours & {"INVITE", "UPDATE"}:
-            raise request_failed(f"a {'/'.join(sorted(ours))} of this session is still pending")
-        if method == "CANCEL":
-            for txn, out in s.outstanding.items():
-                if out.request.method == "INVITE":
-                    self.txn.send_cancel(txn, now)
-                    return
-            raise request_failed("there is no pending re-INVITE to CANCEL")
-        if method == "INVITE" and s.pending_2xx is not None:
-            raise request_failed("the last 2xx sent has not been ACKed yet")
-        request = s.dialog.create_request(method, s.local_contact, extra_headers=extra)
-        _set_body(request, body, content_type)
-        self._send_in_dialog(s, request, "user", now)
-        if method == "INVITE":
-            s.state = SessionState.MODIFIED
-
-    def _preload_proxy_route(self, s: Session, request: Request) -> None:
-        """In a dialog that no proxy record-routed, a request sent to the session's outbound
-        proxy carries it as a Route (RFC 3261 section 8.1.2's preloaded route), so that a
-        loose-routing proxy relays it to the Request-URI instead of refusing it."""
-        if s.proxy is not None and "route" not in request.headers:
-            request.headers.insert_first("Route", f"<{s.proxy.with_params(lr=None)}>")
-
-    def _send_in_dialog(self, s: Session, request: Request, purpose: str, now: float) -> None:
-        self._preload_proxy_route(s, request)
-        request.headers.insert_first("Via", _via(s.local))
-        if self.config.user_agent and request.method != "ACK":
-            request.headers.add("User-Agent", self.config.user_agent)
-        self._send_request(s, request, self._next_hop(s, request), purpose, now)
-
-    def _send_request(
-        self, s: Session, request: Request, target: Target, purpose: str, now: float
-    ) -> Outstanding:
-        txn = self.txn.send_request(request, target, now)
-        out = Outstanding(txn, request, purpose)
-        s.outstanding[txn] = out
-        self._client_txns[txn] = (s.key, out)
-        if purpose == "user":
-            s.last_method = request.method
-        if request.method == "INVITE" and s.entity_type == UAC and s.dialog is None:
-            s.invite = request
-        return out
-
-    def _send_ack(self, s: Session, body: str | None, content_type: str | None, now: float) -> None:
-        invite = s.unacked_invite
-        dialog = s.dialog
-        assert invite is not None and dialog is not None
-        ack = dialog.create_ack(invite)
-        _set_body(ack, body, content_type)
-        ack.headers.insert_first(
-            "Via",
-            _via(s.local, self._ids.branch()),
-        )
-        self._preload_proxy_route(s, ack)
-        target = self._next_hop(s, ack)
-        self.txn.send_stateless(ack, target, now)
-        s.acks[dialog.remote_tag] = (ack.to_bytes(), target)
-        s.unacked_invite = None
-        s.state = SessionState.ESTABLISHED
-        s.invite = _slim(s.invite)
-
-    def _cancel_invite(self, s: Session, now: float) -> None:
-        for txn, out in s.outstanding.items():
-            if out.request.method == "INVITE":
-                try:
-                    self.txn.send_cancel(txn, now)
-                except Exception as error:
-                    raise request_failed(f"cannot CANCEL now: {error}") from None
-                return
-        raise request_failed("no INVITE to CANCEL")
-
-    # -- responses from the network ------------------------------------------------------------
-
-    def _on_response(self, txn: str, response: Response, now: float) -> None:
-        entry = self._client_txns.get(txn)
-        if entry is None:
-            return
-        key, out = entry
-        s = self._sessions.get(key)
-        if s is None or s.ended:
-            if response.cseq.method == "INVITE" and 200 <= response.status < 300:
-                self._ack_and_bye(out.request, response, now)
-            return
-        method = out.request.method
-        if txn not in s.outstanding:  # a final response came already: 2xx retransmissions
-            if method == "INVITE" and 200 <= response.status < 300:
-                self._repeated_2xx(s, out, response, now)
-            return
-        if response.status >= 200:
-            s.outstanding.pop(txn, None)
-        if response.status in (401, 407) and self._authenticate(s, out, response, now):
-            return
-        if (
-            method == "INVITE"
-            and s.entity_type == UAC
-            and not s.confirmed
-            and out.purpose == "user"
-        ):
-            self._initial_invite_response(s, out, response, now)
-            return
-        dialog = self._dialog_for_response(s, response)
-        if dialog is not None:
-            dialog.on_response(out.request, response)
-        if out.purpose != "user":
-            return
-        s.last_reply_code = response.status
-        if method == "INVITE":
-            if 200 <= response.status < 300:
-                s.state = SessionState.CONFIRMED
-                self._emit(
-                    s,
-                    EventType.ANSWERED,
-                    response.status,
-                    response.reason,
-                    method,
-                    response,
-                    Origin.REMOTE,
-                    now,
-                )
-                s.unacked_invite = out.request
-                if not s.flags.no_auto_ack:
-                    self._send_ack(s, None, None, now)
-                return
-            if response.status >= 300:
-                s.state = SessionState.ESTABLISHED
-        self._emit_reply(s, response, method, now)
-        if method == "BYE" and response.status >= 200:
-            self._emit(s, EventType.TERMINATED, 0, None, "BYE", None, Origin.LOCAL, now)
-            self._forget(s)
-
-    def _initial_invite_response(
-        self, s: Session, out: Outstanding, response: Response, now: float
-    ) -> None:
-        status, tag = response.status, response.to.tag
-        s.last_reply_code = status
-        if status < 200:
-            if status == 100 or tag is None or self._is_repeated_reliable(s, response):
-                return
-            dialog = s.early.get(tag)
-            if dialog is None:
-                dialog = Dialog.from_response(out.request, response)
-                s.early[tag] = dialog
-                self._by_dialog[dialog.id] = s.key
-            else:
-                dialog.on_response(out.request, response)
-            s.remote_tag = s.remote_tag or tag
-            s.state = SessionState.EARLY
-            self._emit(
-                s, EventType.EARLY, status, response.reason, "INVITE", response, Origin.REMOTE, now
-            )
-            self._prack_if_asked(s, dialog, response, now)
-            return
-        if status >= 300:
-            s.outstanding.pop(out.txn, None)
-            self._emit(
-                s,
-                EventType.REJECTED,
-                status,
-                response.reason,
-                "INVITE",
-                response,
-                Origin.REMOTE,
-                now,
-            )
-            self._emit(s, EventType.TERMINATED, 0, None, "INVITE", None, Origin.REMOTE, now)
-            self._forget(s)
-            return
-        if tag is None:
-            self._notice("info", f"session {s.key}: 2xx without To-tag dropped")
-            return
-        dialog = s.early.get(tag) or Dialog.from_response(out.request, response)
-        dialog.on_response(out.request, response)
-        for other_tag, other in list(s.early.items()):
-            if other_tag != tag:
-                self._by_dialog.pop(other.id, None)
-        s.early.clear()
-        s.dialog = dialog
-        s.remote_tag = tag
-        self._by_dialog[dialog.id] = s.key
-        s.state = SessionState.CONFIRMED
-        s.answered = now
-        s.unacked_invite = out.request
-        self._emit(
-            s, EventType.ANSWERED, status, response.reason, "INVITE", response, Origin.REMOTE, now
-        )
-        if not s.flags.no_auto_ack:
-            self._send_ack(s, None, None, now)
-
-    def _repeated_2xx(self, s: Session, out: Outstanding, response: Response, now: float) -> None:
-        """A 2xx to an INVITE already answered: ACK it again, or ACK and BYE another leg's."""
-        tag = response.to.tag or ""
-        if s.dialog is not None and tag != s.dialog.remote_tag:
-            self._notice("info", f"session {s.key}: a second 2xx from leg {tag}: ACK and BYE")
-            self._ack_and_bye(out.request, response, now)
-        elif tag in s.acks:
-            self._raw.append(Outgoing(*s.acks[tag]))
-
-    def _on_stray(self, response: Response, source: Target, now: float) -> None:
-        if response.cseq.method != "INVITE" or not 200 <= response.status < 300:
-            return
-        key = self._by_dialog.get(dialog_id_of_response(response))
-        s = self._sessions.get(key) if key else None
-        if s is not None and response.to.tag in s.acks:
-            self._raw.append(Outgoing(*s.acks[response.to.tag or ""]))
-            return
-        if s is None and self._recently_ended.get(response.call_id, 0.0) >= now:
-            self._notice("info", f"2xx for ended session {response.call_id}: ACK and BYE")
-            self._ack_and_bye(None, response, now, source)
-        elif s is None:
-            self._notice("info", f"dropped a 2xx for no call of ours (Call-ID {response.call_id})")
-
-    def _on_timeout(self, txn: str, method: str, now: float) -> None:
-        entry = self._client_txns.get(txn)
-        if entry is not None:
-            key, out = entry
-            s = self._sessions.get(key)
-            if s is None or s.ended:
-                return
-            s.outstanding.pop(txn, None)
-            if out.purpose != "user":
-                if method == "BYE":
-                    self._forget(s)
-                return
-            if method == "INVITE" and s.entity_type == UAC and not s.confirmed:
-                self._emit(s, EventType.REJECTED, 408, "Timeout", method, None, Origin.TIMEOUT, now)
-                self._emit(s, EventType.TERMINATED, 0, None, method, None, Origin.TIMEOUT, now)
-                self._forget(s)
-                return
-            self._emit(s, EventType.REJECTED, 408, "Timeout", method, None, Origin.TIMEOUT, now)
-            if method == "BYE":
-                self._emit(s, EventType.TERMINATED, 0, None, "BYE", None, Origin.TIMEOUT, now)
-                self._forget(s)
-            elif method == "INVITE":
-                s.state = SessionState.ESTABLISHED
-            return
-        key = self._server_txns.get(txn)
-        s = self._sessions.get(key) if key else None
-        if s is not None and s.rejected and txn == s.invite_txn:
-            self._emit(s, EventType.TERMINATED, 0, None, "INVITE", None, Origin.TIMEOUT, now)
-            self._forget(s)
-
-    # -- digest --------------------------------------------------------------------------------
-
-    def _authenticate(self, s: Session, out: Outstanding, response: Response, now: float) -> bool:
-        """Answer a 401/407 with credentials, once per challenge; False if we cannot."""
-        name = "www-authenticate" if response.status == 401 else "proxy-authenticate"
-        challenges = []
-        for value in response.headers.get_all(name):
-            try:
-                challenges.append(parse_challenge(value))
-            except ParseError:
-                continue
-        digest = (self.accounts.digest_for(s.account) if s.account else None) or self._digest
-        challenge = digest.pick(challenges)
-        if challenge is None or out.auth_attempts >= (2 if challenge.stale else 1):
-            return False
-        request = out.request
-        retry = Request(request.method, request.uri, request.headers.copy())
-        retry.body = request.body
-        retry.headers.remove("via")
-        retry.headers.remove(ANSWER_HEADER[name])
-        initial = request.method == "INVITE" and s.entity_type == UAC and not s.confirmed
-        dialog = None if initial else self._dialog_for_response(s, response)
-        if dialog is not None:
-            dialog.local_seq += 1
-            seq = dialog.local_seq
-        else:
-            seq = request.cseq.seq + 1
-        retry.headers.set("CSeq", f"{seq} {request.method}")
-        answer = digest.authorize(challenge, request.method, request.uri_text, request.body)
-        if answer is None:
-            return False
-        retry.headers.add(ANSWER_HEADER[name], answer)
-        retry.headers.insert_first("Via", _via(s.local))
-        target = self._next_hop(s, retry)
-        again = self._send_request(s, retry, target, out.purpose, now)
-        again.auth_attempts = out.auth_attempts + 1
-        if initial:
-            s.state = SessionState.NEW_AUTH
-        return True
-
     # -- ending --------------------------------------------------------------------------------
 
     def _end_by_us(self, s: Session, origin: str, extra: list[tuple[str, str]], now: float) -> None:
@@ -1167,20 +544,20 @@ class UserAgent:
     ) -> None:
         """ACK a 2xx that no live session wants, then BYE it (MI-API.md section 4)."""
         if invite is None:
-            invite = _invite_from_response(response)
+            invite = invite_from_response(response)
         try:
             dialog = Dialog.from_response(invite, response)
         except Exception as error:
             self._notice("info", f"cannot ACK a stray 2xx: {error}")
             return
         local = self._local_for_source(source) if source else self.config.local[0]
-        via = _via(local, self._ids.branch())
+        via = via_value(local, self._ids.branch())
         ack = dialog.create_ack(invite)
         ack.headers.insert_first("Via", via)
         target = self._hop_for_dialog(dialog, local)
         self.txn.send_stateless(ack, target, now)
         bye = dialog.create_request("BYE")
-        bye.headers.insert_first("Via", _via(local))
+        bye.headers.insert_first("Via", via_value(local))
         self.txn.send_request(bye, target, now)
 
     def _track_server(self, s: Session, txn: str) -> None:
@@ -1373,14 +750,14 @@ class UserAgent:
         route = request.headers.get("route")
         if route:
             return self._target_of(
-                _sip(parse_name_addr(request.headers.values("route")[0]).uri), s.local
+                as_sip_uri(parse_name_addr(request.headers.values("route")[0]).uri), s.local
             )
-        return self._target_of(_sip(request.uri), s.local)
+        return self._target_of(as_sip_uri(request.uri), s.local)
 
     def _hop_for_dialog(self, dialog: Dialog, local: Target) -> Target:
         if dialog.route_set:
-            return self._target_of(_sip(dialog.route_set[0].uri), local)
-        return self._target_of(_sip(dialog.remote_target), local)
+            return self._target_of(as_sip_uri(dialog.route_set[0].uri), local)
+        return self._target_of(as_sip_uri(dialog.remote_target), local)
 
     def _target_of(self, uri: SipUri, local: Target) -> Target:
         transport = uri.transport or ("tls" if uri.scheme == "sips" else local.transport)
@@ -1418,7 +795,7 @@ class UserAgent:
         transport = "" if local.transport == "udp" else f";transport={local.transport}"
         scheme = "sips" if local.transport == "tls" else "sip"
         userpart = f"{user}@" if user else ""
-        return f"<{scheme}:{userpart}{_hostport(local)}{transport}>"
+        return f"<{scheme}:{userpart}{hostport(local)}{transport}>"
 
     def _sip_uri(self, text: str, what: str) -> SipUri:
         text = text.strip()
@@ -1447,60 +824,3 @@ class UserAgent:
             "session_id": str(next(self._counter)),
             "session_version": "1",
         }
-
-
-def _via(local: Target, branch: str | None = None) -> str:
-    """A Via value for a request sent from ``local`` (the transaction layer adds a branch)."""
-    branch_param = f";branch={branch}" if branch else ""
-    return f"SIP/2.0/{local.transport.upper()} {_hostport(local)}{branch_param};rport"
-
-
-def _hostport(target: Target) -> str:
-    host = f"[{target.host}]" if ":" in target.host else target.host
-    return f"{host}:{target.port}"
-
-
-def _sip(uri: object) -> SipUri:
-    if not isinstance(uri, SipUri):
-        raise request_failed(f"cannot send to {uri}: not a SIP URI")
-    return uri
-
-
-def _encoded_body(body: str | None, content_type: str | None) -> tuple[bytes, str | None]:
-    """A body given to a command, and its media type (application/sdp unless told)."""
-    if not body:
-        return b"", None
-    media = (content_type or "application/sdp").strip()
-    if media.lower().startswith("content-type:"):
-        media = media.split(":", 1)[1].strip()
-    return body.encode("utf-8"), media
-
-
-def _set_body(message: Request, body: str | None, content_type: str | None) -> None:
-    message.set_body(*_encoded_body(body, content_type))
-
-
-def _invite_from_response(response: Response) -> Request:
-    """The INVITE a 2xx answers, as far as a dialog needs it (From, To, Call-ID, CSeq)."""
-    headers = Headers()
-    for name in ("from", "to", "call-id"):
-        headers.add(name.title(), response.headers.get(name) or "")
-    headers.add("CSeq", f"{response.cseq.seq} INVITE")
-    contact = response.contacts()[0].uri if response.headers.get("contact") else response.to.uri
-    return Request("INVITE", contact, headers)
-
-
-#: What a session still needs of its initial INVITE once the call is up (ua_session_list).
-#: Their names are written in one spelling, shared by every session (not the received strings).
-_KEPT_OF_INVITE = {"from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq"}
-
-
-def _slim(invite: Request) -> Request:
-    """The initial INVITE reduced to what a live session shows of it: the INVITE and its
-    parsed headers are a third of a session's memory, and nothing else reads them any more."""
-    kept = []
-    for name, value in invite.headers:
-        spelling = _KEPT_OF_INVITE.get(header_key(name))
-        if spelling is not None:
-            kept.append((spelling, value))
-    return Request(invite.method, invite.uri_text, Headers(kept, checked=True))
