@@ -272,6 +272,10 @@ def run_step(
                 flush=True,
             )
     folder = work / label
+    n = 1
+    while folder.exists():  # the same rate asked twice (--rates 3200,3200), or a retry
+        n += 1
+        folder = work / f"{label}-{n}"
     folder.mkdir()
     planned = int(rate * seconds)
     step = Step(kind, rate, planned, attempt=attempt)
