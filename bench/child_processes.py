@@ -8,7 +8,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,3 +92,31 @@ def read_stats(path: Path) -> list[dict[str, str]]:
         return []
     with path.open(newline="") as f:
         return list(csv.DictReader(f, delimiter=";"))
+
+
+def sipp_missing(benchmark: str) -> bool:
+    """True, with a line on standard error, when SIPp is not installed."""
+    if shutil.which("sipp") is not None:
+        return False
+    print(
+        f"{benchmark}: sipp is not installed (Debian: apt-get install sip-tester)", file=sys.stderr
+    )
+    return True
+
+
+@contextlib.contextmanager
+def work_folder(benchmark: str, keep_logs: Path | None) -> Iterator[Path]:
+    """The run's folder for SIPp's and the servers' files: under ``keep_logs`` and kept, or
+    temporary and removed. SIGTERM ends the run as an exit; every child is stopped at the end."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if keep_logs:
+        keep_logs.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"{benchmark}-", dir=keep_logs))
+    else:
+        work = Path(tempfile.mkdtemp(prefix=f"uaconsole-{benchmark}-"))
+    try:
+        yield work
+    finally:
+        stop_all()
+        if not keep_logs:
+            shutil.rmtree(work, ignore_errors=True)

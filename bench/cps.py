@@ -41,11 +41,9 @@ after its first failing step (``--keep-going`` runs every step). Everything stay
 import argparse
 import csv
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,11 +54,12 @@ from child_processes import (
     ROOT,
     free_udp_port,
     read_stats,
+    sipp_missing,
     spawn,
     stop,
-    stop_all,
     udp_port_bound,
     venv_tool,
+    work_folder,
 )
 
 DEFAULT_RATES = (100, 200, 400, 800, 1600, 2400, 3200)
@@ -412,43 +411,34 @@ def main() -> int:
         if kind not in ("uaconsole", "aiosipua", "sipp"):
             parser.error(f"unknown server {kind!r}")
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
-    if shutil.which("sipp") is None:
-        print("cps: sipp is not installed (Debian: apt-get install sip-tester)", file=sys.stderr)
+    if sipp_missing("cps"):
         return 2
-
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if args.keep_logs:
-        args.keep_logs.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="cps-", dir=args.keep_logs))
-    else:
-        work = Path(tempfile.mkdtemp(prefix="uaconsole-cps-"))
-    print(
-        f"cps: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, load average {load_average()}; "
-        f"{args.step_seconds:g} s per step; files in {work}",
-        flush=True,
-    )
-    print(HEADER)
-    print("|" + "---|" * (HEADER.count("|") - 1))
     steps: list[Step] = []
     try:
-        for kind in servers:
-            for rate in rates:
-                for attempt in range(1, args.retries + 2):
-                    step = run_step(kind, rate, args.step_seconds, work, args.wait_quiet, attempt)
-                    steps.append(step)
-                    print(row(step), flush=True)
-                    if step.holds or not step.disturbed:
+        with work_folder("cps", args.keep_logs) as work:
+            print(
+                f"cps: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+                f"{time.strftime('%Y-%m-%d %H:%M %Z')}, load average {load_average()}; "
+                f"{args.step_seconds:g} s per step; files in {work}",
+                flush=True,
+            )
+            print(HEADER)
+            print("|" + "---|" * (HEADER.count("|") - 1))
+            for kind in servers:
+                for rate in rates:
+                    for attempt in range(1, args.retries + 2):
+                        step = run_step(
+                            kind, rate, args.step_seconds, work, args.wait_quiet, attempt
+                        )
+                        steps.append(step)
+                        print(row(step), flush=True)
+                        if step.holds or not step.disturbed:
+                            break
+                    if not step.holds and not args.keep_going:
                         break
-                if not step.holds and not args.keep_going:
-                    break
     except KeyboardInterrupt:
         print("cps: interrupted", file=sys.stderr)
         return 130
-    finally:
-        stop_all()
-        if not args.keep_logs:
-            shutil.rmtree(work, ignore_errors=True)
     print()
     for kind in servers:
         final = {s.rate: s for s in steps if s.server == kind}  # the last attempt of each rate

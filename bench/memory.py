@@ -23,11 +23,8 @@ SIGTERM (it ends its sessions, bounded at 5 s). Everything stays on 127.0.0.1.
 
 import argparse
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,11 +34,12 @@ from child_processes import (
     ROOT,
     free_udp_port,
     read_stats,
+    sipp_missing,
     spawn,
     stop,
-    stop_all,
     udp_port_bound,
     venv_tool,
+    work_folder,
 )
 
 TRANSACTION_LINGER = 32.0  # seconds the engine keeps ended transactions (Timer J/H of RFC 3261)
@@ -179,30 +177,20 @@ def main() -> int:
     needed = args.sessions / args.rate + 2 + args.settle + 10
     if args.hold_ms / 1000 < needed:
         parser.error(f"--hold-ms must be at least {needed * 1000:.0f} for the calls to last")
-    if shutil.which("sipp") is None:
-        print("memory: sipp is not installed (Debian: apt-get install sip-tester)", file=sys.stderr)
+    if sipp_missing("memory"):
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if args.keep_logs:
-        args.keep_logs.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="memory-", dir=args.keep_logs))
-    else:
-        work = Path(tempfile.mkdtemp(prefix="uaconsole-memory-"))
-    print(
-        f"memory: {args.server}, {args.sessions} sessions at {args.rate:g} calls/s; "
-        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-        f"{time.strftime('%Y-%m-%d %H:%M %Z')}; files in {work}",
-        flush=True,
-    )
     try:
-        return measure(args, work)
+        with work_folder("memory", args.keep_logs) as work:
+            print(
+                f"memory: {args.server}, {args.sessions} sessions at {args.rate:g} calls/s; "
+                f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+                f"{time.strftime('%Y-%m-%d %H:%M %Z')}; files in {work}",
+                flush=True,
+            )
+            return measure(args, work)
     except KeyboardInterrupt:
         print("memory: interrupted", file=sys.stderr)
         return 130
-    finally:
-        stop_all()
-        if not args.keep_logs:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def measure(args: argparse.Namespace, work: Path) -> int:

@@ -21,11 +21,19 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from child_processes import HOST, ROOT, free_udp_port, spawn, stop, stop_all, udp_port_bound
+from child_processes import (
+    HOST,
+    ROOT,
+    free_udp_port,
+    sipp_missing,
+    spawn,
+    stop,
+    udp_port_bound,
+    work_folder,
+)
 
 MODES = ("protocol", "reader")
 KEPT = (b"via:", b"from", b"to: ", b"call", b"cseq")
@@ -115,14 +123,13 @@ def main() -> None:
     if args.serve:
         asyncio.run(serve(args.serve[0], int(args.serve[1])))
         return
-    try:
-        with tempfile.TemporaryDirectory(prefix="uaconsole-udp-floor-") as folder:
-            print(f"canned 200 responder, SIPp uac at {args.rate} calls/s for {args.seconds} s")
-            for mode in MODES:
-                cost = measure(mode, args.rate, args.seconds, Path(folder))
-                print(f"  {mode:9} {cost:6.0f} us of responder CPU per call")
-    finally:
-        stop_all()
+    if sipp_missing("udp_floor"):
+        sys.exit(2)
+    with work_folder("udp-floor", None) as work:
+        print(f"canned 200 responder, SIPp uac at {args.rate} calls/s for {args.seconds} s")
+        for mode in MODES:
+            cost = measure(mode, args.rate, args.seconds, work)
+            print(f"  {mode:9} {cost:6.0f} us of responder CPU per call")
 
 
 if __name__ == "__main__":
