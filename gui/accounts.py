@@ -13,7 +13,6 @@ from typing import Any
 from PySide6.QtCore import (
     QModelIndex,
     Qt,
-    QTimer,
     Signal,
 )
 from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPen, QPixmap
@@ -35,8 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from .hub import AccountData, AccountState, SessionHub
-from .models import _runs, format_duration
-from .tablemodel import BLUE, GREEN, GREY, RED, ColumnsModel, Index, brushes
+from .models import format_duration
+from .tablemodel import BLUE, GREEN, GREY, RED, Index, KeyedRowsModel, brushes
 
 #: Background and text colours for each state (those of the sessions table).
 ACCOUNT_COLOURS: dict[str, tuple[str, str]] = {
@@ -122,7 +121,7 @@ def describe_state(account: AccountData, now: float) -> str:
     return "Not registered."
 
 
-class AccountTableModel(ColumnsModel):
+class AccountTableModel(KeyedRowsModel[AccountData]):
     """One row per account the hub knows, in the engine's order."""
 
     COLUMNS = (
@@ -146,23 +145,14 @@ class AccountTableModel(ColumnsModel):
     NAME, AOR, STATE, EXPIRES, FAILURES, PUBLIC, REPLY = range(7)
 
     def __init__(self, hub: SessionHub, parent: Any = None) -> None:
-        super().__init__(parent)
+        super().__init__(lambda account: account.name, parent)
         self.hub = hub
-        self._rows: list[AccountData] = list(hub.accounts.values())
-        self._row_of = {a.name: i for i, a in enumerate(self._rows)}
-        self._now = time.time()
+        self._take_added(hub.accounts, hub.accounts)
         hub.accountsAdded.connect(self._on_added)
         hub.accountsChanged.connect(self._on_changed)
         hub.accountsRemoved.connect(self._on_removed)
-        self._ticker = QTimer(self)
-        self._ticker.setInterval(1000)
-        self._ticker.timeout.connect(self._tick)
-        self._ticker.start()
 
     # -- the Qt model interface ------------------------------------------------------------------
-
-    def _count(self) -> int:
-        return len(self._rows)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         cell = self._cell_at(index)
@@ -237,36 +227,17 @@ class AccountTableModel(ColumnsModel):
     # -- updates from the hub --------------------------------------------------------------------
 
     def _on_added(self, names: list[str]) -> None:
-        new = [
-            self.hub.accounts[n] for n in names if n in self.hub.accounts and n not in self._row_of
-        ]
-        if not new:
-            return
-        first = len(self._rows)
-        self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
-        for account in new:
-            self._row_of[account.name] = len(self._rows)
-            self._rows.append(account)
-        self.endInsertRows()
+        self._take_added(names, self.hub.accounts)
 
     def _on_changed(self, names: list[str]) -> None:
         self._now = time.time()
-        rows = sorted(self._row_of[n] for n in names if n in self._row_of)
-        last = len(self.COLUMNS) - 1
-        for first, end in _runs(rows):
-            self.dataChanged.emit(self.index(first, 0), self.index(end, last))
+        self._show_changed(names)
 
     def _on_removed(self, names: list[str]) -> None:
-        rows = sorted(self._row_of[n] for n in names if n in self._row_of)
-        for first, end in reversed(list(_runs(rows))):
-            self.beginRemoveRows(QModelIndex(), first, end)
-            del self._rows[first : end + 1]
-            self.endRemoveRows()
-        self._row_of = {a.name: i for i, a in enumerate(self._rows)}
+        self._take_removed(names)
 
     def _tick(self) -> None:
         """Once a second: the countdowns move on."""
-        self._now = time.time()
         if self._rows:
             column = self.EXPIRES
             self.dataChanged.emit(self.index(0, column), self.index(len(self._rows) - 1, column))

@@ -9,7 +9,6 @@ where a QSortFilterProxyModel would call back into Python for every comparison);
 top only filters, by text and by state.
 """
 
-import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,14 +17,25 @@ from PySide6.QtCore import (
     QModelIndex,
     QSortFilterProxyModel,
     Qt,
-    QTimer,
 )
 from PySide6.QtGui import QBrush, QColor
 
 from engine.api import RegistrationEvent, SessionEvent
 
 from .hub import SessionData, SessionHub, State
-from .tablemodel import BLUE, GREEN, GREY, PURPLE, RED, YELLOW, ColumnsModel, Index, brushes
+from .tablemodel import (
+    BLUE,
+    GREEN,
+    GREY,
+    PURPLE,
+    RED,
+    YELLOW,
+    ColumnsModel,
+    Index,
+    KeyedRowsModel,
+    brushes,
+    runs,
+)
 
 #: Background and text colours for each state.
 STATE_COLOURS: dict[str, tuple[str, str]] = {
@@ -62,7 +72,7 @@ def short_party(text: str) -> str:
     return head
 
 
-class SessionTableModel(ColumnsModel):
+class SessionTableModel(KeyedRowsModel[SessionData]):
     """One row per session the hub knows."""
 
     COLUMNS = ("Key", "Dir", "From", "To", "State", "Duration", "Last event", "Final")
@@ -81,29 +91,17 @@ class SessionTableModel(ColumnsModel):
     MUTABLE = frozenset({STATE, DURATION, LAST_EVENT, FINAL, FROM, TO})
 
     def __init__(self, hub: SessionHub, parent: Any = None) -> None:
-        super().__init__(parent)
+        super().__init__(lambda s: s.key, parent)
         self.hub = hub
-        self._rows: list[SessionData] = []
-        self._row_of: dict[str, int] = {}
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
         self._sort_dirty = False
-        self._now = time.time()
         hub.sessionsAdded.connect(self._on_added)
         hub.sessionsChanged.connect(self._on_changed)
         hub.sessionsRemoved.connect(self._on_removed)
-        for key in hub.sessions:
-            self._row_of[key] = len(self._rows)
-            self._rows.append(hub.sessions[key])
-        self._ticker = QTimer(self)
-        self._ticker.setInterval(1000)
-        self._ticker.timeout.connect(self._tick)
-        self._ticker.start()
+        self._take_added(hub.sessions, hub.sessions)
 
     # -- the Qt model interface ------------------------------------------------------------------
-
-    def _count(self) -> int:
-        return len(self._rows)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         cell = self._cell_at(index)
@@ -179,7 +177,7 @@ class SessionTableModel(ColumnsModel):
         old_keys = [(self._rows[i.row()].key, i.column()) for i in old_persistent]
         reverse = self._sort_order == Qt.SortOrder.DescendingOrder
         self._rows.sort(key=lambda s: self._sort_value(s, column), reverse=reverse)
-        self._row_of = {s.key: i for i, s in enumerate(self._rows)}
+        self._reindex()
         new_persistent = [self.index(self._row_of[key], col) for key, col in old_keys]
         self.changePersistentIndexList(old_persistent, new_persistent)
         self.layoutChanged.emit()
@@ -197,62 +195,28 @@ class SessionTableModel(ColumnsModel):
     # -- updates from the hub --------------------------------------------------------------------
 
     def _on_added(self, keys: list[str]) -> None:
-        new = [
-            self.hub.sessions[k] for k in keys if k in self.hub.sessions and k not in self._row_of
-        ]
-        if not new:
+        if not self._take_added(keys, self.hub.sessions):
             return
-        first = len(self._rows)
-        self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
-        for s in new:
-            self._row_of[s.key] = len(self._rows)
-            self._rows.append(s)
-        self.endInsertRows()
         newest_last = self._sort_order == Qt.SortOrder.AscendingOrder
         if self._sort_column >= 0 and (self._sort_column != self.KEY or not newest_last):
             self._sort_dirty = True
 
     def _on_changed(self, keys: list[str]) -> None:
-        rows = sorted(self._row_of[k] for k in keys if k in self._row_of)
-        last = len(self.COLUMNS) - 1
-        for first, end in _runs(rows):
-            self.dataChanged.emit(self.index(first, 0), self.index(end, last))
+        rows = self._show_changed(keys)
         if rows and self._sort_column in self.MUTABLE:
             self._sort_dirty = True
 
     def _on_removed(self, keys: list[str]) -> None:
-        rows = sorted((self._row_of[k] for k in keys if k in self._row_of), reverse=True)
-        if not rows:
-            return
-        for first, end in reversed(list(_runs(sorted(rows)))):
-            self.beginRemoveRows(QModelIndex(), first, end)
-            del self._rows[first : end + 1]
-            self.endRemoveRows()
-        self._row_of = {s.key: i for i, s in enumerate(self._rows)}
+        self._take_removed(keys)
 
     def _tick(self) -> None:
         """Once a second: durations of live sessions move on; a stale sort is redone."""
-        self._now = time.time()
         rows = [i for i, s in enumerate(self._rows) if not s.is_ended]
         index = self.DURATION
-        for first, end in _runs(rows):
+        for first, end in runs(rows):
             self.dataChanged.emit(self.index(first, index), self.index(end, index))
         if self._sort_dirty or (rows and self._sort_column == self.DURATION):
             self._resort()
-
-
-def _runs(rows: Sequence[int]) -> Iterable[tuple[int, int]]:
-    """Contiguous runs (first, last) of sorted row numbers."""
-    if not rows:
-        return
-    first = prev = rows[0]
-    for row in rows[1:]:
-        if row == prev or row == prev + 1:
-            prev = row
-            continue
-        yield first, prev
-        first = prev = row
-    yield first, prev
 
 
 class SessionFilterProxy(QSortFilterProxyModel):
