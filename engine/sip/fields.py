@@ -1,11 +1,13 @@
 """Structured header values: name-addr (From, To, Contact, Route...), Via and CSeq."""
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 
 from .errors import ParseError
 from .grammar import (
     HOSTNAME,
+    PARSED_TEXTS,
     PORT,
     SIMPLE_PARAMS,
     TOKEN,
@@ -18,7 +20,6 @@ from .grammar import (
     split_outside_quotes,
     unquote,
 )
-from .memo import memoized
 from .uri import SipUri, Uri, parse_uri, split_host_port
 
 MAX_CSEQ = 2**32 - 1
@@ -110,7 +111,7 @@ def _parse_name_addr(text: str, what: str = "address") -> NameAddr:
 
 #: Parsed addresses are shared: NameAddr is frozen and nothing changes its parameter dict
 #: (``with_tag`` makes a copy).
-parse_name_addr = memoized(_parse_name_addr)
+parse_name_addr = functools.lru_cache(maxsize=PARSED_TEXTS)(_parse_name_addr)
 
 
 def _closing_quote(text: str, what: str) -> int:
@@ -221,7 +222,7 @@ def _parse_cseq(text: str) -> CSeq:
 
 
 #: "1 INVITE", "2 BYE"...: the same few values in every call.
-parse_cseq = memoized(_parse_cseq)
+parse_cseq = functools.lru_cache(maxsize=PARSED_TEXTS)(_parse_cseq)
 
 
 def sip_uri_of(addr: NameAddr) -> SipUri | None:

@@ -9,6 +9,11 @@ import re
 
 from .errors import LocalProtocolError, ParseError
 
+#: Distinct texts each parser of repeated values (URIs, addresses, CSeq) remembers. A peer's URIs
+#: come back every call; a call's tagged From and To only within its first exchanges, so a short
+#: memory is enough. Parsed values are immutable by convention: shared, never changed in place.
+PARSED_TEXTS = 1024
+
 #: RFC 3261 ``token`` characters.
 TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"

@@ -5,14 +5,21 @@ Policy for RFC 5118 section 4.10 (an IPv6 reference written with three colons, s
 and keep the text as written; only the validity check reads it as ``::``.
 """
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import unquote as pct_unquote
 
 from .errors import ParseError
-from .grammar import HOSTNAME, SIMPLE_SIP_URI, format_params, parse_params, simple_params
-from .memo import memoized
+from .grammar import (
+    HOSTNAME,
+    PARSED_TEXTS,
+    SIMPLE_SIP_URI,
+    format_params,
+    parse_params,
+    simple_params,
+)
 
 _USER_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+")
 _PASSWORD_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*")
@@ -170,7 +177,7 @@ def _parse_uri(text: str) -> Uri:
 
 #: Parsed URIs are shared: SipUri, TelUri and AbsoluteUri are frozen, and nothing changes their
 #: parameter dicts (``with_params`` and ``without_params`` make copies).
-parse_uri = memoized(_parse_uri)
+parse_uri = functools.lru_cache(maxsize=PARSED_TEXTS)(_parse_uri)
 
 
 def _parse_sip_uri(scheme: str, rest: str, text: str) -> SipUri:

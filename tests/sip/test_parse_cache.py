@@ -1,10 +1,9 @@
-"""The parse memo: one parse per distinct text, errors never remembered, bounded."""
+"""The parse caches of repeated values: one parse per distinct text, errors never remembered."""
 
 import pytest
 
 from engine.sip import ParseError, parse_uri
 from engine.sip.fields import parse_name_addr
-from engine.sip.memo import memoized
 
 
 def test_a_text_seen_before_gives_the_same_parsed_object() -> None:
@@ -19,20 +18,3 @@ def test_errors_are_raised_every_time_in_the_callers_words() -> None:
         parse_name_addr("<sip:alice@host", "From")
     with pytest.raises(ParseError, match="in To"):
         parse_name_addr("<sip:alice@host", "To")
-
-
-def test_the_memo_is_bounded_and_starts_again_when_full() -> None:
-    calls: list[str] = []
-
-    def parse(text: str) -> str:
-        calls.append(text)
-        return text.upper()
-
-    lookup = memoized(parse, limit=3)
-    assert [lookup(t) for t in ("a", "b", "a", "c")] == ["A", "B", "A", "C"]
-    assert calls == ["a", "b", "c"]
-    lookup("d")  # full: forgets everything, then keeps d
-    lookup("a")
-    assert calls == ["a", "b", "c", "d", "a"]
-    lookup("d")
-    assert calls[-1] == "a"
