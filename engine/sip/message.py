@@ -6,7 +6,9 @@ every other header is parsed on first use. Structured values are cached in the `
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, overload
 
 from .errors import LocalProtocolError, ParseError
 from .fields import (
@@ -33,6 +35,7 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+T = TypeVar("T")
 
 _FOLD_RE = re.compile(r"[ \t]*\r\n[ \t]+")
 _REQUEST_LINE_RE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+) (\S+) (SIP/\d{1,3}\.\d{1,3})")
@@ -46,6 +49,68 @@ _STATUS_LINE_RE = re.compile(r"SIP/(\d{1,3}\.\d{1,3}) (\d{3})(?: (.*))?", re.S)
 _VERSION_AT_END_RE = re.compile(r"\s*SIP/\d+\.\d+\s*$", re.I)
 
 
+# -- header parsers used through Headers.parsed -------------------------------------------------
+
+
+def _parse_all_vias(headers: Headers) -> list[Via]:
+    vias: list[Via] = []
+    for line in headers.get_all("via"):
+        vias.extend(parse_vias(line))
+    return vias
+
+
+def _single(headers: Headers, name: str) -> str:
+    value = headers.get(name)
+    if value is None:
+        raise ParseError(f"no {name} header")
+    return value
+
+
+def _parse_from(headers: Headers) -> NameAddr:
+    return parse_name_addr(_single(headers, "from"), "From")
+
+
+def _parse_to(headers: Headers) -> NameAddr:
+    return parse_name_addr(_single(headers, "to"), "To")
+
+
+def _parse_call_id(headers: Headers) -> str:
+    value = _single(headers, "call-id")
+    if not value or " " in value or "\t" in value:
+        raise ParseError("malformed Call-ID")
+    return value
+
+
+def _parse_cseq_header(headers: Headers) -> CSeq:
+    return parse_cseq(_single(headers, "cseq"))
+
+
+class _ParsedHeader(Generic[T]):
+    """A message attribute: a routing header parsed on first use and cached in the headers.
+
+    Every layer reads these many times per message, so the cache is read here directly (one
+    call per read, not a property calling ``Headers.parsed``).
+    """
+
+    def __init__(self, name: str, parser: Callable[[Headers], T], doc: str) -> None:
+        self._name = name
+        self._parser = parser
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, message: None, owner: type | None = None) -> "_ParsedHeader[T]": ...
+    @overload
+    def __get__(self, message: "Message", owner: type | None = None) -> T: ...
+    def __get__(self, message: "Message | None", owner: type | None = None) -> Any:
+        if message is None:
+            return self
+        headers = message.headers
+        value = headers._cache.get(self._name)
+        if value is None:
+            value = headers.parsed(self._name, self._parser)
+        return value
+
+
 class Message:
     """What requests and responses share: headers, body, and the parsed routing headers."""
 
@@ -56,15 +121,12 @@ class Message:
         self.body = body
 
     # -- routing headers, parsed on first use and cached -------------------------------------
-    # (read from the cache directly: every layer reads them, many times per message)
 
-    @property
-    def vias(self) -> list[Via]:
-        """Every Via value, top first."""
-        value = self.headers._cache.get("via")
-        if value is None:
-            value = self.headers.parsed("via", _parse_all_vias)
-        return value  # type: ignore[return-value]
+    vias = _ParsedHeader("via", _parse_all_vias, "Every Via value, top first.")
+    from_ = _ParsedHeader("from", _parse_from, "The From header.")
+    to = _ParsedHeader("to", _parse_to, "The To header.")
+    call_id = _ParsedHeader("call-id", _parse_call_id, "The Call-ID header.")
+    cseq = _ParsedHeader("cseq", _parse_cseq_header, "The CSeq header.")
 
     @property
     def top_via(self) -> Via:
@@ -73,38 +135,6 @@ class Message:
         if not vias:
             raise ParseError("no Via header")
         return vias[0]
-
-    @property
-    def from_(self) -> NameAddr:
-        """The From header."""
-        value = self.headers._cache.get("from")
-        if value is None:
-            value = self.headers.parsed("from", _parse_from)
-        return value  # type: ignore[return-value]
-
-    @property
-    def to(self) -> NameAddr:
-        """The To header."""
-        value = self.headers._cache.get("to")
-        if value is None:
-            value = self.headers.parsed("to", _parse_to)
-        return value  # type: ignore[return-value]
-
-    @property
-    def call_id(self) -> str:
-        """The Call-ID header."""
-        value = self.headers._cache.get("call-id")
-        if value is None:
-            value = self.headers.parsed("call-id", _parse_call_id)
-        return value  # type: ignore[return-value]
-
-    @property
-    def cseq(self) -> CSeq:
-        """The CSeq header."""
-        value = self.headers._cache.get("cseq")
-        if value is None:
-            value = self.headers.parsed("cseq", _parse_cseq_header)
-        return value  # type: ignore[return-value]
 
     @property
     def content_type(self) -> str | None:
@@ -229,42 +259,6 @@ class Response(Message):
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason}>"
-
-
-# -- header parsers used through Headers.parsed -------------------------------------------------
-
-
-def _parse_all_vias(headers: Headers) -> list[Via]:
-    vias: list[Via] = []
-    for line in headers.get_all("via"):
-        vias.extend(parse_vias(line))
-    return vias
-
-
-def _single(headers: Headers, name: str) -> str:
-    value = headers.get(name)
-    if value is None:
-        raise ParseError(f"no {name} header")
-    return value
-
-
-def _parse_from(headers: Headers) -> NameAddr:
-    return parse_name_addr(_single(headers, "from"), "From")
-
-
-def _parse_to(headers: Headers) -> NameAddr:
-    return parse_name_addr(_single(headers, "to"), "To")
-
-
-def _parse_call_id(headers: Headers) -> str:
-    value = _single(headers, "call-id")
-    if not value or " " in value or "\t" in value:
-        raise ParseError("malformed Call-ID")
-    return value
-
-
-def _parse_cseq_header(headers: Headers) -> CSeq:
-    return parse_cseq(_single(headers, "cseq"))
 
 
 # -- parsing -------------------------------------------------------------------------------------
